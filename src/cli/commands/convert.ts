@@ -1,0 +1,65 @@
+import type { Argv, CommandModule } from 'yargs';
+import { copy } from '../../ops/copy.js';
+import { parsePlatform } from '../../ops/resolve.js';
+import { parseReference } from '../../store/reference.js';
+import { withStore, withWriter } from '../context.js';
+import { humanBytes, printJson } from '../output.js';
+
+interface Args {
+  src: string;
+  dest: string;
+  platform?: string;
+  'oci-media-types'?: boolean;
+  json?: boolean;
+  wait?: boolean;
+}
+
+const builder = (y: Argv<object>): Argv<Args> => y
+  .positional('src', { type: 'string', demandOption: true, describe: 'source REF' })
+  .positional('dest', { type: 'string', demandOption: true, describe: 'destination REF (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG])' })
+  .option('platform', { type: 'string', describe: 'only this os/arch[/variant] of an index' })
+  .option('oci-media-types', { type: 'boolean', describe: 'rewrite Docker media types to OCI ones (digests change)' })
+  .option('json', { type: 'boolean' })
+  .option('wait', { type: 'boolean', describe: 'wait for a lock held by another ocikit process' }) as never as Argv<Args>;
+
+async function handler(args: Args): Promise<void> {
+  const dest = parseReference(args.dest);
+  await withStore(args.src, async (store, ref) => {
+    const tag = dest.selector && 'tag' in dest.selector ? dest.selector.tag : undefined;
+    const result = await withWriter(dest, store, args, async (writer) => {
+      const existing = writer.kind === 'oci' ? await readExistingIndex(dest.path) : undefined;
+      return copy(store, writer, existing, {
+        selector: ref.selector, tag, platform: args.platform ? parsePlatform(args.platform) : undefined, ociMediaTypes: args['oci-media-types'],
+      });
+    });
+    if (args.json) printJson({ ...result, converted: Object.fromEntries(result.converted) });
+    else {
+      process.stdout.write(`copied ${result.blobs} blobs (${humanBytes(result.bytes)}) to ${writerLabel(dest.kind, dest.path)}\n`);
+      for (const [from, to] of result.converted) process.stdout.write(`converted to OCI media types: ${from} -> ${to}\n`);
+      for (const e of result.entries) process.stdout.write(`${e.digest}${e.annotations?.['org.opencontainers.image.ref.name'] ? ` ${e.annotations['org.opencontainers.image.ref.name']}` : ''}\n`);
+    }
+  });
+}
+
+async function readExistingIndex(dir: string) {
+  const { DirStore } = await import('../../store/dir.js');
+  return (await new DirStore(dir).readIndex()).value;
+}
+
+function writerLabel(kind: string | undefined, path: string): string {
+  return kind ? `${kind}:${path}` : path;
+}
+
+export const convertCommand: CommandModule<object, Args> = {
+  command: 'convert <src> <dest>',
+  describe: 'convert between OCI layout, OCI archive and docker-save tarball; every blob verified while copied',
+  builder,
+  handler,
+};
+
+export const copyCommand: CommandModule<object, Args> = {
+  command: 'copy <src> <dest>',
+  describe: 'copy an image or index (every reachable blob) into another layout or tarball',
+  builder,
+  handler,
+};

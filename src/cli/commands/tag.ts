@@ -1,0 +1,56 @@
+import type { CommandModule } from 'yargs';
+import { OcikitError } from '../../errors.js';
+import { shortDigest } from '../../model/digest.js';
+import { CONTAINERD_IMAGE_NAME, platformString, refNameOf } from '../../model/descriptor.js';
+import { tag, untag } from '../../ops/tag.js';
+import { parseReference } from '../../store/reference.js';
+import { withStore, withWriter } from '../context.js';
+import { printJson } from '../output.js';
+
+export const lsCommand: CommandModule<object, { layout: string; json?: boolean }> = {
+  command: 'ls <layout>',
+  describe: 'list the tags and digests of a layout or tarball',
+  builder: (y) => y.positional('layout', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }) as never,
+  handler: async (args) => {
+    await withStore(args.layout, async (store) => {
+      const entries = (await store.readIndex()).value.manifests.map((d) => ({
+        tag: refNameOf(d) ?? d.annotations?.[CONTAINERD_IMAGE_NAME] ?? null,
+        digest: d.digest,
+        mediaType: d.mediaType,
+        size: d.size,
+        platform: d.platform ? platformString(d.platform) : null,
+      }));
+      if (args.json) printJson(entries);
+      else for (const e of entries) process.stdout.write(`${e.tag ?? '<none>'}\t${e.digest}\t${e.size}\t${e.mediaType}${e.platform ? `\t${e.platform}` : ''}\n`);
+    });
+  },
+};
+
+export const tagCommand: CommandModule<object, { ref: string; tag: string; wait?: boolean }> = {
+  command: 'tag <ref> <tag>',
+  describe: 'point a tag (org.opencontainers.image.ref.name) at an image in a layout',
+  builder: (y) => y.positional('ref', { type: 'string', demandOption: true }).positional('tag', { type: 'string', demandOption: true })
+    .option('wait', { type: 'boolean', describe: 'wait for a lock held by another ocikit process' }) as never,
+  handler: async (args) => {
+    await withStore(args.ref, async (store, ref) => {
+      const entry = await withWriter({ ...ref, selector: undefined }, store, args, (w) => tag(store, w, ref.selector, args.tag));
+      process.stdout.write(`${args.tag} -> ${shortDigest(entry.digest)}\n`);
+    });
+  },
+};
+
+export const untagCommand: CommandModule<object, { ref: string; wait?: boolean }> = {
+  command: 'untag <ref>',
+  describe: 'remove a tag from a layout (the image stays until gc)',
+  builder: (y) => y.positional('ref', { type: 'string', demandOption: true, describe: 'LAYOUT:TAG' })
+    .option('wait', { type: 'boolean' }) as never,
+  handler: async (args) => {
+    const parsed = parseReference(args.ref);
+    if (!parsed.selector || !('tag' in parsed.selector)) throw new OcikitError('untag needs LAYOUT:TAG');
+    const tagName = parsed.selector.tag;
+    await withStore(args.ref, async (store, ref) => {
+      const removed = await withWriter({ ...ref, selector: undefined }, store, args, (w) => untag(store, w, tagName));
+      process.stdout.write(`removed ${removed} entr${removed === 1 ? 'y' : 'ies'} tagged ${tagName}\n`);
+    });
+  },
+};

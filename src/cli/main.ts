@@ -1,0 +1,40 @@
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { describeError, OcikitError } from '../errors.js';
+import { commands } from './commands/index.js';
+
+/** Exit codes: 0 ok, 1 a check failed, 2 usage error or unreadable input. */
+export async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  let exitCode = 0;
+  const cli: Argv = yargs(argv)
+    .scriptName('ocikit')
+    .usage('$0 <command> [options]\n\nREF: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:TAG], or a path (format detected); TAG may be @sha256:…')
+    .option('debug', { type: 'boolean', describe: 'show stack traces', hidden: true })
+    .strict()
+    .demandCommand(1, 'name a command')
+    .recommendCommands()
+    .help()
+    .version()
+    .wrap(Math.min(110, process.stdout.columns ?? 110))
+    .exitProcess(false)
+    .fail((message, err) => {
+      throw err ?? new OcikitError(message ?? 'usage error');
+    });
+  for (const command of commands) cli.command(command);
+  try {
+    const result = await cli.parseAsync();
+    const code = (result as { exitCode?: number }).exitCode;
+    if (typeof code === 'number') exitCode = code;
+    if (process.exitCode !== undefined && process.exitCode !== 0) exitCode = Number(process.exitCode);
+  } catch (err) {
+    exitCode = err instanceof OcikitError ? err.exitCode : 2;
+    const internal = !(err instanceof OcikitError) && !(err as NodeJS.ErrnoException)?.code;
+    process.stderr.write(`ocikit: ${internal ? 'internal error: ' : ''}${describeError(err)}\n`);
+    if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  }
+  return exitCode;
+}
+
+const code = await main(hideBin(process.argv));
+process.exitCode = code;

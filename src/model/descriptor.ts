@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { isDigest } from './digest.js';
+
+export const annotationsSchema = z.record(z.string(), z.string());
+export type Annotations = z.infer<typeof annotationsSchema>;
+
+export const platformSchema = z.looseObject({
+  architecture: z.string(),
+  os: z.string(),
+  'os.version': z.string().optional(),
+  'os.features': z.array(z.string()).optional(),
+  variant: z.string().optional(),
+  features: z.array(z.string()).optional(),
+});
+export type Platform = z.infer<typeof platformSchema>;
+
+export const digestSchema = z.string().refine(isDigest, { message: 'invalid digest' });
+
+export const descriptorSchema = z.looseObject({
+  mediaType: z.string(),
+  digest: digestSchema,
+  size: z.number().int(),
+  urls: z.array(z.string()).optional(),
+  annotations: annotationsSchema.optional(),
+  data: z.string().optional(),
+  artifactType: z.string().optional(),
+  platform: platformSchema.optional(),
+});
+export type Descriptor = z.infer<typeof descriptorSchema>;
+
+export const REF_NAME = 'org.opencontainers.image.ref.name';
+/** containerd and Docker 25+ keep the full image name beside the OCI ref name. */
+export const CONTAINERD_IMAGE_NAME = 'io.containerd.image.name';
+
+export function refNameOf(descriptor: Descriptor): string | undefined {
+  return descriptor.annotations?.[REF_NAME];
+}
+
+export function platformString(platform: Platform | undefined): string {
+  if (!platform) return '';
+  const base = `${platform.os}/${platform.architecture}`;
+  return platform.variant ? `${base}/${platform.variant}` : base;
+}
+
+/** The parts of a descriptor that identify content; used to rewrite a descriptor in place. */
+export function pointTo(descriptor: Descriptor, target: { digest: string; size: number; mediaType?: string }): Descriptor {
+  const next: Descriptor = { ...descriptor, digest: target.digest, size: target.size };
+  if (target.mediaType) next.mediaType = target.mediaType;
+  delete next.data; // embedded data would no longer match the new content
+  return next;
+}

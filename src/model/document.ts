@@ -1,0 +1,51 @@
+import type { z } from 'zod';
+import { OcikitError } from '../errors.js';
+
+/** Manifests and indexes above this are refused before parsing (containers/image uses the same cap). */
+export const DEFAULT_MAX_DOCUMENT_BYTES = 4 * 1024 * 1024;
+
+/** A JSON document as stored (raw bytes) and as parsed. Unchanged documents are written back as `raw`. */
+export interface Doc<T> {
+  raw: Buffer;
+  value: T;
+}
+
+export function parseJson(raw: Buffer, where: string): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw new OcikitError(`${where}: not valid JSON (${(err as Error).message.split('\n')[0]})`);
+  }
+}
+
+/**
+ * Validates with the schema but returns the parsed JSON itself, not zod's copy: zod reorders keys,
+ * and changed documents must keep their key order and unknown fields.
+ */
+export function parseDocument<S extends z.ZodType>(schema: S, raw: Buffer, where: string): Doc<z.infer<S>> {
+  const value = parseJson(raw, where);
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new OcikitError(`${where}: ${jsonPath(issue.path)}: ${issue.message}`);
+  }
+  return { raw, value: value as z.infer<S> };
+}
+
+export function jsonPath(path: readonly PropertyKey[]): string {
+  let out = '$';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else if (typeof key === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) out += `.${key}`;
+    else out += `[${JSON.stringify(String(key))}]`;
+  }
+  return out;
+}
+
+/** Serializes a changed document in the style of its original bytes (indentation, trailing newline). */
+export function serializeLike(value: unknown, original?: Buffer): Buffer {
+  const text = original?.toString('utf8') ?? '';
+  const indent = /^[{[]\r?\n([ \t]+)/.exec(text)?.[1];
+  const body = JSON.stringify(value, null, indent);
+  return Buffer.from(text.endsWith('\n') ? `${body}\n` : body);
+}

@@ -1,0 +1,165 @@
+import { createHash } from 'node:crypto';
+import { OcikitError } from '../errors.js';
+import { isDigest, shortDigest, type Digest } from '../model/digest.js';
+import { descriptorSchema, type Descriptor } from '../model/descriptor.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES, parseDocument, type Doc } from '../model/document.js';
+import { imageConfigSchema } from '../model/image-config.js';
+import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
+import { imageManifestSchema, type ImageManifest } from '../model/image-manifest.js';
+import { mediaTypeInfo } from '../model/media-types.js';
+import type { Store } from '../store/store.js';
+
+/** How a descriptor is reached: what its parent document says it is. */
+export type Role = 'root' | 'child' | 'config' | 'layer' | 'subject' | 'extension';
+
+export interface WalkNode {
+  descriptor: Descriptor;
+  role: Role;
+  /** The node whose document holds this descriptor; undefined for index.json entries. */
+  parent: WalkNode | undefined;
+  /** Where the descriptor sits inside its parent document (or index.json). */
+  jsonPath: string;
+  depth: number;
+}
+
+export type ParsedDoc =
+  | { kind: 'index'; doc: Doc<ImageIndex> }
+  | { kind: 'manifest'; doc: Doc<ImageManifest> }
+  | { kind: 'config'; doc: Doc<unknown> };
+
+export interface WalkOptions {
+  /** Nested indexes deeper than this are refused (a loop guard backs it up). */
+  maxDepth?: number;
+  maxDocumentBytes?: number;
+  /** Scan configs for extension descriptors too (reads every config; still no layer bytes). */
+  scanConfigs?: boolean;
+  /** When given, a document that cannot be read or parsed is reported here and not descended into. */
+  onError?: (node: WalkNode, error: OcikitError) => void;
+}
+
+export type Visitor = (node: WalkNode, parsed: ParsedDoc | undefined) => void | Promise<void>;
+
+/**
+ * Visits every descriptor reachable from the roots, in document order. Each descriptor occurrence is
+ * visited; each document is read and descended into once. Cost is per document, never per layer byte.
+ */
+export async function walk(store: Store, roots: WalkNode[], visit: Visitor, options: WalkOptions = {}): Promise<void> {
+  const maxDepth = options.maxDepth ?? 32;
+  const descended = new Set<Digest>();
+  const stack = [...roots].reverse();
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    const parsed = await readIfDocument(store, node, descended, maxDepth, options);
+    await visit(node, parsed);
+    if (parsed) stack.push(...childrenOf(node, parsed).reverse());
+  }
+}
+
+async function readIfDocument(
+  store: Store, node: WalkNode, descended: Set<Digest>, maxDepth: number, options: WalkOptions,
+): Promise<ParsedDoc | undefined> {
+  const { digest, mediaType } = node.descriptor;
+  const kind = mediaTypeInfo(mediaType)?.kind;
+  const readable = kind === 'index' || kind === 'manifest' || (kind === 'config' && options.scanConfigs);
+  if (!readable || descended.has(digest)) return undefined;
+  descended.add(digest);
+  try {
+    if (node.depth > maxDepth) throw new OcikitError(`${chain(node)}: nesting deeper than ${maxDepth} levels`);
+    return await readDocument(store, node.descriptor, options.maxDocumentBytes, chain(node));
+  } catch (err) {
+    if (!(err instanceof OcikitError) || !options.onError) throw err;
+    options.onError(node, err);
+    return undefined;
+  }
+}
+
+/** Reads and parses an index, manifest or config blob, checking size and digest against its descriptor. */
+export async function readDocument(
+  store: Store, descriptor: Descriptor, maxBytes = DEFAULT_MAX_DOCUMENT_BYTES, where = shortDigest(descriptor.digest),
+): Promise<ParsedDoc | undefined> {
+  const kind = mediaTypeInfo(descriptor.mediaType)?.kind;
+  if (kind !== 'index' && kind !== 'manifest' && kind !== 'config') return undefined;
+  const raw = await store.readBlob(descriptor.digest, Math.max(maxBytes, 0));
+  checkContent(raw, descriptor, where);
+  if (kind === 'index') return { kind, doc: parseDocument(imageIndexSchema, raw, where) };
+  if (kind === 'manifest') return { kind, doc: parseDocument(imageManifestSchema, raw, where) };
+  return { kind, doc: parseDocument(imageConfigSchema, raw, where) };
+}
+
+function checkContent(raw: Buffer, descriptor: Descriptor, where: string): void {
+  if (raw.length !== descriptor.size) {
+    throw new OcikitError(`${where}: blob ${descriptor.digest} has ${raw.length} bytes, descriptor says ${descriptor.size}`, { exitCode: 1 });
+  }
+  const [algorithm] = descriptor.digest.split(':');
+  if (algorithm !== 'sha256' && algorithm !== 'sha512') return;
+  // Documents are small: hashing them here keeps every later decision on verified bytes.
+  const actual = `${algorithm}:${createHashHex(algorithm, raw)}`;
+  if (actual !== descriptor.digest) {
+    throw new OcikitError(`${where}: blob ${descriptor.digest} has content digest ${actual}`, { exitCode: 1 });
+  }
+}
+
+function createHashHex(algorithm: string, data: Buffer): string {
+  return createHash(algorithm).update(data).digest('hex');
+}
+
+function childrenOf(node: WalkNode, parsed: ParsedDoc): WalkNode[] {
+  const child = (descriptor: Descriptor, role: Role, jsonPath: string): WalkNode => ({
+    descriptor, role, parent: node, jsonPath, depth: node.depth + 1,
+  });
+  const known = new Set<object>();
+  const out: WalkNode[] = [];
+  const add = (d: Descriptor | undefined, role: Role, path: string) => {
+    if (!d) return;
+    known.add(d);
+    out.push(child(d, role, path));
+  };
+  if (parsed.kind === 'index') {
+    parsed.doc.value.manifests.forEach((d, i) => add(d, 'child', `$.manifests[${i}]`));
+    add(parsed.doc.value.subject, 'subject', '$.subject');
+  } else if (parsed.kind === 'manifest') {
+    add(parsed.doc.value.config, 'config', '$.config');
+    parsed.doc.value.layers.forEach((d, i) => add(d, 'layer', `$.layers[${i}]`));
+    add(parsed.doc.value.subject, 'subject', '$.subject');
+  }
+  for (const found of findExtensionDescriptors(parsed.doc.value, known)) out.push(child(found.descriptor, 'extension', found.jsonPath));
+  return out;
+}
+
+/** Objects shaped like a descriptor outside the places the spec defines: kept by gc and copy all the same. */
+export function findExtensionDescriptors(value: unknown, known: Set<object>, path = '$'): Array<{ descriptor: Descriptor; jsonPath: string }> {
+  const found: Array<{ descriptor: Descriptor; jsonPath: string }> = [];
+  const visit = (v: unknown, p: string): void => {
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => visit(item, `${p}[${i}]`));
+      return;
+    }
+    if (v === null || typeof v !== 'object') return;
+    if (!known.has(v) && looksLikeDescriptor(v)) found.push({ descriptor: v as Descriptor, jsonPath: p });
+    for (const [key, item] of Object.entries(v)) {
+      visit(item, /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `${p}.${key}` : `${p}[${JSON.stringify(key)}]`);
+    }
+  };
+  visit(value, path);
+  return found;
+}
+
+function looksLikeDescriptor(v: object): boolean {
+  const o = v as Record<string, unknown>;
+  return typeof o.mediaType === 'string' && isDigest(o.digest) && Number.isSafeInteger(o.size) && (o.size as number) >= 0
+    && descriptorSchema.safeParse(o).success;
+}
+
+/** The roots of a store: every index.json entry. */
+export function rootNodes(index: ImageIndex): WalkNode[] {
+  return index.manifests.map((descriptor, i) => ({ descriptor, role: 'root', parent: undefined, jsonPath: `$.manifests[${i}]`, depth: 0 }));
+}
+
+/** `index.json $.manifests[0] → sha256:abc… $.layers[2]`: where a descriptor sits, for messages. */
+export function chain(node: WalkNode): string {
+  const parts: string[] = [];
+  for (let n: WalkNode | undefined = node; n; n = n.parent) {
+    parts.unshift(n.parent ? `${shortDigest(n.parent.descriptor.digest)} ${n.jsonPath}` : `index.json ${n.jsonPath}`);
+  }
+  return parts.join(' → ');
+}

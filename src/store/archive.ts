@@ -1,0 +1,168 @@
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { OcikitError } from '../errors.js';
+import { digestFromBlobPath, digestOf, isDigest, type Digest } from '../model/digest.js';
+import { CONTAINERD_IMAGE_NAME, REF_NAME, type Descriptor } from '../model/descriptor.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES, parseDocument, parseJson, type Doc } from '../model/document.js';
+import { dockerSaveManifestSchema, type DockerSaveEntry } from '../model/docker-save.js';
+import { imageConfigSchema } from '../model/image-config.js';
+import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
+import { MediaType } from '../model/media-types.js';
+import type { BlobRef, Store } from './store.js';
+import { entryStream, readEntry, resolveEntry, scanTar, type TarEntry, type TarIndex } from './tar-format.js';
+
+/** Where a blob's bytes are: a tar entry, or bytes ocikit made up (a legacy docker-save manifest). */
+type BlobSource = { entry: TarEntry } | { bytes: Buffer };
+
+/**
+ * An OCI archive or docker-save tarball, read in place: entry headers are scanned once and blobs are
+ * read by offset. Nothing is extracted and no layer byte is read unless a caller streams that layer.
+ */
+export class ArchiveStore implements Store {
+  private readonly blobs = new Map<Digest, BlobSource>();
+  private index: Doc<ImageIndex> | undefined;
+
+  private constructor(readonly kind: 'oci-archive' | 'docker-archive', readonly path: string, readonly tar: TarIndex) {}
+
+  static async open(path: string, kind?: 'oci-archive' | 'docker-archive'): Promise<ArchiveStore> {
+    const tar = await scanTar(path);
+    const detected = kind ?? (tar.byName.has('manifest.json') ? 'docker-archive' : 'oci-archive');
+    const store = new ArchiveStore(detected, path, tar);
+    await store.load();
+    return store;
+  }
+
+  /** The raw bytes of a top-level file such as oci-layout, or undefined when absent. */
+  async readTopFile(name: string, maxBytes = DEFAULT_MAX_DOCUMENT_BYTES): Promise<Buffer | undefined> {
+    if (!this.tar.byName.has(name)) return undefined;
+    return readEntry(this.path, resolveEntry(this.tar, name), maxBytes);
+  }
+
+  async readIndex(): Promise<Doc<ImageIndex>> {
+    if (!this.index) throw new OcikitError(`${this.path}: no index.json in the archive`);
+    return this.index;
+  }
+
+  async statBlob(digest: Digest): Promise<number | undefined> {
+    const source = this.blobs.get(digest);
+    if (!source) return undefined;
+    return 'entry' in source ? source.entry.size : source.bytes.length;
+  }
+
+  async readBlob(digest: Digest, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Buffer> {
+    const source = this.source(digest);
+    return 'entry' in source ? readEntry(this.path, source.entry, maxBytes) : source.bytes;
+  }
+
+  async openBlob(digest: Digest): Promise<Readable> {
+    const source = this.source(digest);
+    if ('entry' in source) return entryStream(this.path, source.entry);
+    const { Readable } = await import('node:stream');
+    return Readable.from([source.bytes]);
+  }
+
+  async listBlobs(): Promise<BlobRef[]> {
+    return [...this.blobs].map(([digest, s]) => ({ digest, size: 'entry' in s ? s.entry.size : s.bytes.length }));
+  }
+
+  /** Entries that are not blobs, index.json, oci-layout or docker-save metadata: carried along by writers. */
+  otherEntries(): TarEntry[] {
+    const known = new Set(['oci-layout', 'index.json', 'manifest.json', 'repositories']);
+    return this.tar.entries.filter((e) => e.type === 'file' && !known.has(e.name) && !digestFromBlobPath(e.name) && !this.legacyNames.has(e.name));
+  }
+
+  async close(): Promise<void> {}
+
+  private legacyNames = new Set<string>();
+
+  private source(digest: Digest): BlobSource {
+    const source = this.blobs.get(digest);
+    if (!source) throw new OcikitError(`${this.path}: blob ${digest} is not in the archive`);
+    return source;
+  }
+
+  private async load(): Promise<void> {
+    for (const entry of this.tar.entries) {
+      const digest = digestFromBlobPath(entry.name);
+      if (digest && entry.type !== 'dir') this.blobs.set(digest, { entry: resolveEntry(this.tar, entry.name) });
+    }
+    const indexRaw = await this.readTopFile('index.json');
+    const where = `${this.path}:index.json`;
+    const hasImages = indexRaw && (parseJson(indexRaw, where) as { manifests?: unknown } | null)?.manifests != null;
+    if (indexRaw && (hasImages || this.kind === 'oci-archive')) {
+      this.index = parseDocument(imageIndexSchema, indexRaw, where);
+      return;
+    }
+    if (this.kind === 'docker-archive') await this.synthesizeFromDockerSave();
+  }
+
+  /**
+   * Legacy docker-save tarballs (and Docker 25+ ones whose index.json lists no manifests) have no manifest
+   * blob: one is made up per image from manifest.json, with layer digests from the entry names or diff_ids.
+   */
+  private async synthesizeFromDockerSave(): Promise<void> {
+    const raw = await this.readTopFile('manifest.json');
+    if (!raw) throw new OcikitError(`${this.path}: neither index.json nor manifest.json in the archive`);
+    const images = parseDocument(dockerSaveManifestSchema, raw, `${this.path}:manifest.json`).value;
+    const manifests: Descriptor[] = [];
+    for (const [i, image] of images.entries()) {
+      const manifest = await this.synthesizeManifest(image, `${this.path}:manifest.json $[${i}]`);
+      const descriptor = { mediaType: MediaType.dockerManifest, digest: digestOf(manifest), size: manifest.length };
+      this.blobs.set(descriptor.digest, { bytes: manifest });
+      const tags = image.RepoTags ?? [];
+      if (tags.length === 0) manifests.push(descriptor);
+      for (const tag of tags) manifests.push({ ...descriptor, annotations: { [CONTAINERD_IMAGE_NAME]: tag, [REF_NAME]: tag } });
+    }
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
+    this.index = { raw: index, value: parseDocument(imageIndexSchema, index, `${this.path}:manifest.json`).value };
+  }
+
+  private async synthesizeManifest(image: DockerSaveEntry, where: string): Promise<Buffer> {
+    const configEntry = this.entry(image.Config, `${where}.Config`);
+    const configRaw = await readEntry(this.path, configEntry, DEFAULT_MAX_DOCUMENT_BYTES);
+    const config = parseDocument(imageConfigSchema, configRaw, `${this.path}:${image.Config}`).value;
+    const configDigest = digestOf(configRaw);
+    this.addLegacyBlob(image.Config, configDigest, configEntry);
+    const layers: Descriptor[] = [];
+    for (const [j, name] of image.Layers.entries()) {
+      const entry = this.entry(name, `${where}.Layers[${j}]`);
+      const digest = digestFromBlobPath(name) ?? digestFromLegacyName(name) ?? config.rootfs.diff_ids[j];
+      if (!digest || !isDigest(digest)) throw new OcikitError(`${where}.Layers[${j}]: cannot tell the digest of ${name}`);
+      this.addLegacyBlob(name, digest, entry);
+      layers.push({ mediaType: await this.sniffLayerType(entry), size: entry.size, digest });
+    }
+    const config_ = { mediaType: MediaType.dockerConfig, size: configRaw.length, digest: configDigest };
+    return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.dockerManifest, config: config_, layers }, null, 3));
+  }
+
+  private entry(name: string, where: string): TarEntry {
+    if (!this.tar.byName.has(name)) throw new OcikitError(`${where}: ${name} is not in the archive ${this.path}`);
+    return resolveEntry(this.tar, name);
+  }
+
+  private addLegacyBlob(name: string, digest: Digest, entry: TarEntry): void {
+    this.legacyNames.add(name);
+    if (!this.blobs.has(digest)) this.blobs.set(digest, { entry });
+  }
+
+  /** Compression is told by magic bytes (4 bytes read), since docker save keeps no media type. */
+  private async sniffLayerType(entry: TarEntry): Promise<string> {
+    const head = Buffer.alloc(4);
+    const fh = await open(this.path, 'r');
+    try {
+      await fh.read(head, 0, Math.min(4, entry.size), entry.offset);
+    } finally {
+      await fh.close();
+    }
+    if (head[0] === 0x1f && head[1] === 0x8b) return MediaType.dockerLayerGzip;
+    if (head.readUInt32LE(0) === 0xfd2fb528) return MediaType.ociLayerZstd;
+    return MediaType.dockerLayer;
+  }
+}
+
+/** skopeo and Docker name layer files after their digest: `<hex>.tar`, `<hex>/layer.tar` is not one. */
+function digestFromLegacyName(name: string): Digest | undefined {
+  const m = /^([a-f0-9]{64})\.tar$/.exec(name);
+  return m ? `sha256:${m[1]}` : undefined;
+}
+

@@ -1,0 +1,62 @@
+import { existsSync } from 'node:fs';
+import { OcikitError } from '../errors.js';
+import { isDigest } from '../model/digest.js';
+import type { StoreKind } from './store.js';
+
+/** What a REF names inside a store: a tag (ref name / RepoTag) or a digest. */
+export type Selector = { tag: string } | { digest: string };
+
+export interface Reference {
+  /** undefined when the user gave a bare path and the format is detected from the content. */
+  kind: StoreKind | undefined;
+  path: string;
+  selector: Selector | undefined;
+  /** The text the user typed, for messages. */
+  text: string;
+}
+
+const TRANSPORTS: Record<string, StoreKind> = { oci: 'oci', 'oci-archive': 'oci-archive', 'docker-archive': 'docker-archive' };
+
+/** skopeo's transport syntax (`oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, `docker-archive:FILE[:REF]`) or a bare path. */
+export function parseReference(text: string): Reference {
+  if (!text) throw new OcikitError('empty image reference');
+  const colon = text.indexOf(':');
+  const transport = colon > 0 ? TRANSPORTS[text.slice(0, colon)] : undefined;
+  if (transport) {
+    const rest = text.slice(colon + 1);
+    const { path, selector } = splitPathAndSelector(rest, (p) => p.length > 0 && !p.includes(':'));
+    if (!path) throw new OcikitError(`${text}: no path after '${text.slice(0, colon)}:'`);
+    return { kind: transport, path, selector, text };
+  }
+  const { path, selector } = splitPathAndSelector(text, (p) => existsSync(p));
+  return { kind: undefined, path, selector, text };
+}
+
+/** Splits `PATH[:TAG]` or `PATH@DIGEST`; `isPath` decides where the path ends when a colon could be either. */
+function splitPathAndSelector(text: string, isPath: (p: string) => boolean): { path: string; selector: Selector | undefined } {
+  const at = text.lastIndexOf('@');
+  if (at > 0 && isDigest(text.slice(at + 1)) && !text.slice(0, at).includes(':')) {
+    return { path: text.slice(0, at), selector: { digest: text.slice(at + 1) } };
+  }
+  if (existsSync(text) || !text.includes(':')) return { path: text, selector: undefined };
+  for (let i = text.indexOf(':'); i >= 0; i = text.indexOf(':', i + 1)) {
+    const path = text.slice(0, i);
+    if (isPath(path)) return { path, selector: selectorOf(text.slice(i + 1)) };
+  }
+  return { path: text, selector: undefined };
+}
+
+function selectorOf(ref: string): Selector | undefined {
+  if (!ref) return undefined;
+  if (ref.startsWith('@')) {
+    const digest = ref.slice(1);
+    if (!isDigest(digest)) throw new OcikitError(`invalid digest reference ${JSON.stringify(ref)}`);
+    return { digest };
+  }
+  return isDigest(ref) ? { digest: ref } : { tag: ref };
+}
+
+export function selectorText(selector: Selector | undefined): string {
+  if (!selector) return '';
+  return 'tag' in selector ? selector.tag : `@${selector.digest}`;
+}
