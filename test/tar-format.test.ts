@@ -282,15 +282,18 @@ test('determinism: identical bytes, across sinks; SOURCE_DATE_EPOCH respected', 
 
   // A slow, tiny-buffer writable exercises backpressure and must give the same bytes.
   const chunks: Buffer[] = [];
+  let maxBuffered = 0;
   const slow = new Writable({
     highWaterMark: 16,
     write(chunk: Buffer, _enc, cb) {
       chunks.push(chunk);
+      maxBuffered = Math.max(maxBuffered, slow.writableLength);
       setImmediate(cb);
     },
   });
   await withEpoch(undefined, () => writeTar(slow, roundTripEntries));
   assert.ok(Buffer.concat(chunks).equals(bytesA), 'stream sink matches');
+  assert.ok(maxBuffered <= 1024, `writer waits for drain (max buffered ${maxBuffered} bytes)`);
 
   const viaHandle = tmp('det-fh.tar');
   const fh = await open(viaHandle, 'w');

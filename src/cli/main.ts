@@ -36,5 +36,6 @@ export async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-const code = await main(hideBin(process.argv));
-process.exitCode = code;
+void main(hideBin(process.argv)).then((code) => {
+  process.exitCode = code;
+});

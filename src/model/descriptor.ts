@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { isDigest } from './digest.js';
 
 export const annotationsSchema = z.record(z.string(), z.string());
@@ -7,24 +7,24 @@ export type Annotations = z.infer<typeof annotationsSchema>;
 export const platformSchema = z.looseObject({
   architecture: z.string(),
   os: z.string(),
-  'os.version': z.string().optional(),
-  'os.features': z.array(z.string()).optional(),
-  variant: z.string().optional(),
-  features: z.array(z.string()).optional(),
+  'os.version': z.optional(z.string()),
+  'os.features': z.optional(z.array(z.string())),
+  variant: z.optional(z.string()),
+  features: z.optional(z.array(z.string())),
 });
 export type Platform = z.infer<typeof platformSchema>;
 
-export const digestSchema = z.string().refine(isDigest, { message: 'invalid digest' });
+export const digestSchema = z.string().check(z.refine(isDigest, { message: 'invalid digest' }));
 
 export const descriptorSchema = z.looseObject({
   mediaType: z.string(),
   digest: digestSchema,
-  size: z.number().int(),
-  urls: z.array(z.string()).optional(),
-  annotations: annotationsSchema.optional(),
-  data: z.string().optional(),
-  artifactType: z.string().optional(),
-  platform: platformSchema.optional(),
+  size: z.number().check(z.int()),
+  urls: z.optional(z.array(z.string())),
+  annotations: z.optional(annotationsSchema),
+  data: z.optional(z.string()),
+  artifactType: z.optional(z.string()),
+  platform: z.optional(platformSchema),
 });
 export type Descriptor = z.infer<typeof descriptorSchema>;
 

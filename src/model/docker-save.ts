@@ -1,11 +1,11 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /** One image in a `docker save` tarball's manifest.json. Paths are archive entry names. */
 export const dockerSaveEntrySchema = z.looseObject({
   Config: z.string(),
-  RepoTags: z.array(z.string()).nullish(),
+  RepoTags: z.nullish(z.array(z.string())),
   Layers: z.array(z.string()),
-  LayerSources: z.record(z.string(), z.unknown()).nullish(),
+  LayerSources: z.nullish(z.record(z.string(), z.unknown())),
 });
 export const dockerSaveManifestSchema = z.array(dockerSaveEntrySchema);
 export type DockerSaveEntry = z.infer<typeof dockerSaveEntrySchema>;

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { OcikitError } from '../errors.js';
 
 /** Manifests and indexes above this are refused before parsing (containers/image uses the same cap). */
@@ -22,12 +22,12 @@ export function parseJson(raw: Buffer, where: string): unknown {
  * Validates with the schema but returns the parsed JSON itself, not zod's copy: zod reorders keys,
  * and changed documents must keep their key order and unknown fields.
  */
-export function parseDocument<S extends z.ZodType>(schema: S, raw: Buffer, where: string): Doc<z.infer<S>> {
+export function parseDocument<S extends z.ZodMiniType>(schema: S, raw: Buffer, where: string): Doc<z.infer<S>> {
   const value = parseJson(raw, where);
   const result = schema.safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    throw new OcikitError(`${where}: ${jsonPath(issue.path)}: ${issue.message}`);
+    throw new OcikitError(`${where}: ${jsonPath(issue.path)}: ${issueText(issue)}`);
   }
   return { raw, value: value as z.infer<S> };
 }
@@ -48,4 +48,19 @@ export function serializeLike(value: unknown, original?: Buffer): Buffer {
   const indent = /^[{[]\r?\n([ \t]+)/.exec(text)?.[1];
   const body = JSON.stringify(value, null, indent);
   return Buffer.from(text.endsWith('\n') ? `${body}\n` : body);
+}
+
+/** zod/mini carries no message locale (that keeps the CLI small and fast to start): say it ourselves. */
+function issueText(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${issue.expected}`;
+    case 'too_small':
+    case 'too_big':
+      return `value out of range`;
+    case 'invalid_format':
+      return `invalid ${issue.format}`;
+    default:
+      return issue.message && issue.message !== 'Invalid input' ? issue.message : issue.code.replace(/_/g, ' ');
+  }
 }

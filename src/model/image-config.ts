@@ -1,39 +1,39 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 const historySchema = z.looseObject({
-  created: z.string().optional(),
-  created_by: z.string().optional(),
-  author: z.string().optional(),
-  comment: z.string().optional(),
-  empty_layer: z.boolean().optional(),
+  created: z.optional(z.string()),
+  created_by: z.optional(z.string()),
+  author: z.optional(z.string()),
+  comment: z.optional(z.string()),
+  empty_layer: z.optional(z.boolean()),
 });
 export type History = z.infer<typeof historySchema>;
 
 /** Optional fields may be null in the wild (Docker writes `"Labels": null`). */
 const containerConfigSchema = z.looseObject({
-  User: z.string().nullish(),
-  ExposedPorts: z.record(z.string(), z.unknown()).nullish(),
-  Env: z.array(z.string()).nullish(),
-  Entrypoint: z.array(z.string()).nullish(),
-  Cmd: z.array(z.string()).nullish(),
-  Volumes: z.record(z.string(), z.unknown()).nullish(),
-  WorkingDir: z.string().nullish(),
-  Labels: z.record(z.string(), z.string()).nullish(),
-  StopSignal: z.string().nullish(),
+  User: z.nullish(z.string()),
+  ExposedPorts: z.nullish(z.record(z.string(), z.unknown())),
+  Env: z.nullish(z.array(z.string())),
+  Entrypoint: z.nullish(z.array(z.string())),
+  Cmd: z.nullish(z.array(z.string())),
+  Volumes: z.nullish(z.record(z.string(), z.unknown())),
+  WorkingDir: z.nullish(z.string()),
+  Labels: z.nullish(z.record(z.string(), z.string())),
+  StopSignal: z.nullish(z.string()),
 });
 
 /** OCI image config; Docker's container.image.v1 is a superset with the same core fields. */
 export const imageConfigSchema = z.looseObject({
-  created: z.string().nullish(),
-  author: z.string().nullish(),
+  created: z.nullish(z.string()),
+  author: z.nullish(z.string()),
   architecture: z.string(),
   os: z.string(),
-  'os.version': z.string().nullish(),
-  'os.features': z.array(z.string()).nullish(),
-  variant: z.string().nullish(),
-  config: containerConfigSchema.nullish(),
+  'os.version': z.nullish(z.string()),
+  'os.features': z.nullish(z.array(z.string())),
+  variant: z.nullish(z.string()),
+  config: z.nullish(containerConfigSchema),
   rootfs: z.looseObject({ type: z.string(), diff_ids: z.array(z.string()) }),
-  history: z.array(historySchema).nullish(),
+  history: z.nullish(z.array(historySchema)),
 });
 export type ImageConfig = z.infer<typeof imageConfigSchema>;
 

@@ -1,14 +1,14 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { annotationsSchema, descriptorSchema } from './descriptor.js';
 
 /** OCI image manifest; Docker's schema2 manifest has the same shape (annotations and subject are OCI-only). */
 export const imageManifestSchema = z.looseObject({
-  schemaVersion: z.number().int(),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
+  schemaVersion: z.number().check(z.int()),
+  mediaType: z.optional(z.string()),
+  artifactType: z.optional(z.string()),
   config: descriptorSchema,
   layers: z.array(descriptorSchema),
-  subject: descriptorSchema.optional(),
-  annotations: annotationsSchema.optional(),
+  subject: z.optional(descriptorSchema),
+  annotations: z.optional(annotationsSchema),
 });
 export type ImageManifest = z.infer<typeof imageManifestSchema>;

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 export const ociLayoutSchema = z.looseObject({ imageLayoutVersion: z.string() });
 export type OciLayout = z.infer<typeof ociLayoutSchema>;

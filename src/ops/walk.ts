@@ -35,6 +35,8 @@ export interface WalkOptions {
   scanConfigs?: boolean;
   /** When given, a document that cannot be read or parsed is reported here and not descended into. */
   onError?: (node: WalkNode, error: OcikitError) => void;
+  /** Whether to read and descend into this descriptor's document (default: every one). */
+  follow?: (node: WalkNode) => boolean;
 }
 
 export type Visitor = (node: WalkNode, parsed: ParsedDoc | undefined) => void | Promise<void>;
@@ -61,7 +63,7 @@ async function readIfDocument(
   const { digest, mediaType } = node.descriptor;
   const kind = mediaTypeInfo(mediaType)?.kind;
   const readable = kind === 'index' || kind === 'manifest' || (kind === 'config' && options.scanConfigs);
-  if (!readable || descended.has(digest)) return undefined;
+  if (!readable || descended.has(digest) || (options.follow && !options.follow(node))) return undefined;
   descended.add(digest);
   try {
     if (node.depth > maxDepth) throw new OcikitError(`${chain(node)}: nesting deeper than ${maxDepth} levels`);

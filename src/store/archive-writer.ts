@@ -1,6 +1,6 @@
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { OcikitError } from '../errors.js';
 import { blobPath, digestOf, type Digest } from '../model/digest.js';
@@ -51,7 +51,6 @@ export class ArchiveWriter implements StoreWriter {
 
   async putBlob(data: Buffer): Promise<BlobRef> {
     const blob = { digest: digestOf(data), size: data.length };
-    const { Readable } = await import('node:stream');
     this.blobs.set(blob.digest, { size: data.length, open: async () => Readable.from([data]), where: 'new blob' });
     return blob;
   }
@@ -99,7 +98,6 @@ export class ArchiveWriter implements StoreWriter {
 
   /** Every entry of the new tarball, sorted by name so the same content gives the same bytes. */
   private async entries(index: Buffer): Promise<Array<[string, PendingBlob]>> {
-    const { Readable } = await import('node:stream');
     const file = (data: Buffer, where: string): PendingBlob => ({ size: data.length, open: async () => Readable.from([data]), where });
     const entries = new Map<string, PendingBlob>();
     const layout = (await this.base?.readTopFile('oci-layout')) ?? Buffer.from(JSON.stringify({ imageLayoutVersion: IMAGE_LAYOUT_VERSION }));

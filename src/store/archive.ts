@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { OcikitError } from '../errors.js';
 import { digestFromBlobPath, digestOf, isDigest, type Digest } from '../model/digest.js';
 import { CONTAINERD_IMAGE_NAME, REF_NAME, type Descriptor } from '../model/descriptor.js';
@@ -57,7 +57,6 @@ export class ArchiveStore implements Store {
   async openBlob(digest: Digest): Promise<Readable> {
     const source = this.source(digest);
     if ('entry' in source) return entryStream(this.path, source.entry);
-    const { Readable } = await import('node:stream');
     return Readable.from([source.bytes]);
   }
 

@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { copy } from '../../ops/copy.js';
+import { DirStore } from '../../store/dir.js';
 import { parsePlatform } from '../../ops/resolve.js';
 import { parseReference } from '../../store/reference.js';
 import { withStore, withWriter } from '../context.js';
@@ -42,7 +43,6 @@ async function handler(args: Args): Promise<void> {
 }
 
 async function readExistingIndex(dir: string) {
-  const { DirStore } = await import('../../store/dir.js');
   return (await new DirStore(dir).readIndex()).value;
 }
 
