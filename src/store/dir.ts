@@ -1,5 +1,5 @@
 import { constants, createWriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -163,17 +163,18 @@ export class DirWriter implements StoreWriter {
   private readonly store: DirStore;
   private done = false;
 
-  private constructor(readonly path: string, private readonly lock: Lock) {
+  /** Whether this writer made the layout: an aborted write then removes it again. */
+  private constructor(readonly path: string, private readonly lock: Lock, private readonly created: boolean) {
     this.store = new DirStore(path);
   }
 
   static async open(path: string, options: DirWriterOptions = {}): Promise<DirWriter> {
-    if (options.create) await createLayout(path);
-    else if (!(await isLayoutDir(path))) throw new OcikitError(`${path}: not an OCI image layout (no oci-layout file)`);
+    const created = options.create ? await createLayout(path) : false;
+    if (!created && !(await isLayoutDir(path))) throw new OcikitError(`${path}: not an OCI image layout (no oci-layout file)`);
     const lock = await acquireLock(join(path, LOCK_FILE), path, options);
     try {
       await cleanTemps(path);
-      return new DirWriter(path, lock);
+      return new DirWriter(path, lock, created);
     } catch (err) {
       await lock.release();
       throw err;
@@ -222,7 +223,11 @@ export class DirWriter implements StoreWriter {
   async abort(): Promise<void> {
     if (this.done) return;
     await Promise.all(this.added.map((p) => rm(p, { force: true })));
+    if (this.created) {
+      for (const name of ['index.json', 'oci-layout', 'blobs']) await rm(join(this.path, name), { recursive: true, force: true });
+    }
     await this.finish();
+    if (this.created) await rmdir(this.path).catch(() => {}); // only when empty: never a directory we did not make
   }
 
   private async finish(): Promise<void> {
@@ -238,13 +243,15 @@ export class DirWriter implements StoreWriter {
   }
 }
 
-async function createLayout(path: string): Promise<void> {
-  await mkdir(join(path, 'blobs'), { recursive: true });
-  if (await isLayoutDir(path)) return;
-  const existing = (await readdir(path)).filter((n) => n !== 'blobs' && n !== LOCK_FILE && !n.startsWith('.ocikit-tmp-'));
+/** Makes an empty layout; true when it did (false when one was there already). */
+async function createLayout(path: string): Promise<boolean> {
+  if (await isLayoutDir(path)) return false;
+  const existing = (await readdir(path).catch(() => [] as string[])).filter((n) => n !== LOCK_FILE && !n.startsWith('.ocikit-tmp-'));
   if (existing.length > 0) throw new OcikitError(`${path}: exists and is not an OCI image layout; refusing to write into it`);
+  await mkdir(join(path, 'blobs'), { recursive: true });
   await writeFileAtomic(join(path, 'oci-layout'), Buffer.from(JSON.stringify({ imageLayoutVersion: IMAGE_LAYOUT_VERSION })));
   await writeFileAtomic(join(path, 'index.json'), Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] })));
+  return true;
 }
 
 async function cleanTemps(path: string): Promise<void> {
