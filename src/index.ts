@@ -20,3 +20,11 @@ export { resolveTarget, imagesOf, parsePlatform, type Target, type PlatformImage
 export { inspect, type InspectReport, type InspectNode } from './ops/inspect.js';
 export { copy, type CopyOptions, type CopyResult } from './ops/copy.js';
 export { tag, untag } from './ops/tag.js';
+export { rebase, planRebase, applyRebase, type RebaseOptions, type RebaseResult, type RebasePlan, type PlatformReport } from './ops/rebase.js';
+export { findBoundary, type BaseSource, type Boundary } from './ops/old-base.js';
+export { gc, type GcOptions, type GcResult } from './ops/gc.js';
+export { reachability, indexRoots, type Reachability, type ReachOptions } from './ops/reachability.js';
+export { listReferrers, findReferrers, referrersOf, referrerTree, CONTAINERD_SUBJECT, type Referrer, type ReferrerConvention } from './ops/referrers.js';
+export { annotate, type AnnotateOptions, type AnnotateResult, type AnnotateOn, type DocumentChange, type AnnotationChange, type ReferrerLink } from './ops/annotate.js';
+export { ImageAnnotation, checkAnnotation, qualifyImageName, parseImageName, type AnnotationProblem, type DerivedAnnotation } from './model/annotations.js';
+export { verify, verifyRef, parseShard, RULES, DEFAULT_MAX_LAYER_BYTES, type VerifyOptions, type VerifyReport, type VerifySummary, type Finding, type RuleId, type Severity } from './ops/verify.js';

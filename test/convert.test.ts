@@ -88,7 +88,7 @@ test('a corrupt blob aborts the copy: the destination layout is not created, the
     const layer = inspect.entries[0]!.layers![2]!.digest;
     const file = join(src, 'blobs/sha256', layer.slice(7));
     const bytes = await readFile(file);
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
     const { writeFile } = await import('node:fs/promises');
     await writeFile(file, bytes);
     const before = await snapshotTree(dir);

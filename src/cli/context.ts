@@ -17,27 +17,42 @@ export async function withStore<T>(text: string, fn: (store: Store, ref: Referen
   }
 }
 
+/** The exit status a shell reports for a process ended by the signal (128 + its number). */
+const SIGNAL_EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
+
 /**
  * Runs a change through a writer: committed by `fn`, aborted on any error or on Ctrl-C, so a failed
- * or interrupted command leaves the target as it was.
+ * or interrupted command leaves the target as it was. A signal that arrives while the writer is being
+ * opened (or queued for the lock) is acted on as soon as there is a writer to abort; one that arrives
+ * during the commit lets the commit finish (the writer's abort waits for it).
  */
 export async function withWriter<T>(
   dest: Reference, source: Store, options: { wait?: boolean }, fn: (writer: StoreWriter) => Promise<T>,
 ): Promise<T> {
-  const writer = await openWriter(dest, { base: source, wait: options.wait });
+  const interrupt = new AbortController();
+  let writer: StoreWriter | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    void writer.abort().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    if (interrupt.signal.aborted) return;
+    interrupt.abort(signal);
+    if (writer) void leave(writer, signal);
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const signals = Object.keys(SIGNAL_EXIT) as NodeJS.Signals[];
+  for (const signal of signals) process.on(signal, onSignal);
   try {
+    writer = await openWriter(dest, { base: source, wait: options.wait, signal: interrupt.signal });
+    if (interrupt.signal.aborted) return await leave(writer, interrupt.signal.reason as NodeJS.Signals);
     return await fn(writer);
   } catch (err) {
-    await writer.abort();
+    await writer?.abort();
+    if (interrupt.signal.aborted) process.exit(SIGNAL_EXIT[interrupt.signal.reason as string] ?? 130);
     throw err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const signal of signals) process.off(signal, onSignal);
   }
 }
 
+/** Drops the pending change and exits as a process ended by the signal would. */
+async function leave(writer: StoreWriter, signal: NodeJS.Signals): Promise<never> {
+  await writer.abort().catch(() => undefined);
+  process.exit(SIGNAL_EXIT[signal] ?? 130);
+}

@@ -36,6 +36,16 @@ export async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
+// A rejection nobody awaited (a bug, but also a background read gone wrong) still ends the process
+// with the CLI's contract: one line, exit 2, no stack. Writes are safe at any exit, as after a kill.
+const lastResort = (err: unknown) => {
+  process.stderr.write(`ocikit: internal error: ${describeError(err).split('\n')[0]}\n`);
+  if (process.argv.includes('--debug') && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  process.exit(2);
+};
+process.on('unhandledRejection', lastResort);
+process.on('uncaughtException', lastResort);
+
 void main(hideBin(process.argv)).then((code) => {
   process.exitCode = code;
 });

@@ -10,12 +10,40 @@ export interface Doc<T> {
   value: T;
 }
 
+/** Real documents nest a handful of levels; deeper ones are refused before parsing (recursive code would overflow). */
+export const MAX_JSON_DEPTH = 128;
+
+/** Why a document is refused before parsing for its nesting, or undefined when it is shallow enough. */
+export function nestingProblem(raw: Buffer): string | undefined {
+  const at = depthOver(raw, MAX_JSON_DEPTH);
+  return at === undefined ? undefined : `JSON nests deeper than ${MAX_JSON_DEPTH} levels (at byte ${at}); refusing to parse it`;
+}
+
 export function parseJson(raw: Buffer, where: string): unknown {
+  const tooDeep = nestingProblem(raw);
+  if (tooDeep) throw new OcikitError(`${where}: ${tooDeep}`);
   try {
     return JSON.parse(raw.toString('utf8'));
   } catch (err) {
     throw new OcikitError(`${where}: not valid JSON (${(err as Error).message.split('\n')[0]})`);
   }
+}
+
+/** The offset where nesting first exceeds `max` ([ and { outside strings), or undefined. */
+function depthOver(raw: Buffer, max: number): number | undefined {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return i;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return undefined;
 }
 
 /**

@@ -6,43 +6,126 @@ import type { ImageIndex } from '../model/image-index.js';
 import { mediaTypeInfo, toOciMediaType } from '../model/media-types.js';
 import type { Selector } from '../store/reference.js';
 import type { BlobRef, Store, StoreWriter } from '../store/store.js';
+import { reachability, type Reachability } from './reachability.js';
+import { CONTAINERD_SUBJECT, isFallbackTagEntry, listReferrers, referrersOf, type Referrer } from './referrers.js';
 import { platformMatches, resolveTarget, type PlatformSpec } from './resolve.js';
-import { readDocument, walk, type WalkNode } from './walk.js';
+import { readDocument, type WalkNode } from './walk.js';
 
 export interface CopyOptions {
   /** What to copy; everything index.json names when absent. */
   selector?: Selector;
-  /** Keep only this platform's manifests of an index. */
+  /** Keep only this platform's manifests of an index (default: all platforms). */
   platform?: PlatformSpec;
+  /** Copy the referrers (signatures, SBOMs, attestations) of what is copied, transitively (default true). */
+  referrers?: boolean;
   /** Tag for the copied image in the destination (default: its tag in the source). */
   tag?: string;
   /** Rewrite Docker media types to OCI ones; digests of rewritten documents change. */
   ociMediaTypes?: boolean;
-  /** Progress callback: bytes copied so far. */
+  /** Progress callback: called after each blob copied. */
   onBlob?: (blob: BlobRef) => void;
+}
+
+export interface CopiedReferrer {
+  digest: Digest;
+  subject: Digest;
+  artifactType?: string;
+  /** How the source stored it; the destination stores it as an untagged index.json entry. */
+  from: Referrer['convention'];
 }
 
 export interface CopyResult {
   entries: Descriptor[];
+  /** Blobs written to the destination. */
   blobs: number;
   bytes: number;
+  /** Blobs the destination already held: not copied again. */
+  existing: number;
+  referrers: CopiedReferrer[];
+  /** Referrers left out because the destination format has no place for them (docker-archive). */
+  referrersSkipped: number;
+  /** Referrers whose subject --oci-media-types rewrote: they still name the old digest. */
+  danglingReferrers: Array<{ referrer: Digest; subject: Digest }>;
+  /** Blobs named only by extension descriptors and absent from the source: nothing to copy. */
+  absentExtensionBlobs: Digest[];
+  /** Source index.json entries that could not be read to see whether they are referrers (not copied). */
+  uncheckedEntries: string[];
   /** Documents rewritten by --oci-media-types: old digest → new digest. */
   converted: Map<Digest, Digest>;
 }
 
-/** Copies images with every blob they reach (extension descriptors too), verifying each while it streams. */
+/**
+ * Copies images with every blob they reach (extension descriptors too) and, by default, their referrers,
+ * verifying each blob while it streams. Nothing is committed until every blob is in: a failure leaves
+ * the destination's index.json as it was.
+ */
 export async function copy(source: Store, writer: StoreWriter, destIndex: ImageIndex | undefined, options: CopyOptions = {}): Promise<CopyResult> {
-  const sourceIndex = (await source.readIndex()).value;
-  let roots = options.selector ? [(await resolveTarget(source, options.selector)).descriptor] : sourceIndex.manifests;
-  let result: CopyResult = { entries: [], blobs: 0, bytes: 0, converted: new Map() };
-  if (options.platform) roots = await Promise.all(roots.map((d) => narrowToPlatform(source, writer, d, options.platform!)));
-  result = await copyBlobs(source, writer, roots, options, result);
-  if (options.ociMediaTypes) roots = await Promise.all(roots.map((d) => toOci(source, writer, d, result.converted)));
-  const entries = roots.map((d) => withTag(d, options.tag));
-  const kept = (destIndex?.manifests ?? []).filter((d) => !entries.some((e) => sameEntry(d, e)));
-  const index = { ...(destIndex ?? { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json' }), manifests: [...kept, ...entries] };
-  await writer.commit(serializeLike(index));
+  const wanted = options.referrers ?? true;
+  const storable = wanted && writer.kind !== 'docker-archive';
+  const unchecked: string[] = [];
+  const all = await listReferrers(source, { onError: (entry, err) => unchecked.push(`index.json $.manifests[${entry}]: ${err.message}`) });
+  let images = await selectImages(source, options.selector, all);
+  if (options.platform) images = await Promise.all(images.map((d) => narrowToPlatform(source, d, options.platform!)));
+  if (options.tag && images.length > 1) throw new OcikitError(`${source.path}: holds ${images.length} images; name one to tag it ${options.tag}`);
+  // From a whole layout every referrer comes along, also one whose subject is not there.
+  const extra = !options.selector && !options.platform && storable ? all : [];
+  const roots = [...images, ...extra.map((r) => r.descriptor)];
+  const reach = await reachability(source, roots.map(rootNode), { followSubjects: false, referrers: storable ? all : false });
+  const result: CopyResult = {
+    entries: [], blobs: 0, bytes: 0, existing: 0, referrers: [], referrersSkipped: 0, danglingReferrers: [], absentExtensionBlobs: [], uncheckedEntries: unchecked, converted: new Map(),
+  };
+  await copyBlobs(source, writer, reach, options, result);
+  if (options.ociMediaTypes) images = await Promise.all(images.map((d) => toOci(source, writer, d, result.converted)));
+  const referrers = [...new Set([...extra, ...reach.referrers])].filter((r) => !images.some((d) => d.digest === r.descriptor.digest));
+  result.referrers = referrers.map(copiedReferrer);
+  result.danglingReferrers = referrers.filter((r) => result.converted.has(r.subject)).map((r) => ({ referrer: r.descriptor.digest, subject: r.subject }));
+  if (wanted && !storable) result.referrersSkipped = referrersOf(all, reach.blobs.keys()).length;
+  const entries = dedupe([...images.map((d) => withTag(d, options.tag)), ...referrers.map(referrerEntry)]);
+  await writer.commit(destinationIndex(destIndex, entries));
   return { ...result, entries };
+}
+
+/** The destination's index.json: its entries, but those the copy replaces, then the copied ones. */
+function destinationIndex(destIndex: ImageIndex | undefined, entries: Descriptor[]): Buffer {
+  const kept = (destIndex?.manifests ?? []).filter((d) => !entries.some((e) => sameEntry(d, e)));
+  return serializeLike({ ...(destIndex ?? { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json' }), manifests: [...kept, ...entries] });
+}
+
+/** The selected image or index; from a whole layout every index.json entry that is not a referrer. */
+async function selectImages(source: Store, selector: Selector | undefined, referrers: Referrer[]): Promise<Descriptor[]> {
+  if (selector) return [(await resolveTarget(source, selector)).descriptor];
+  const entries = (await source.readIndex()).value.manifests;
+  const listed = new Set(referrers.map((r) => r.entry));
+  return entries.filter((d, i) => !listed.has(i) && !isFallbackTagEntry(d));
+}
+
+function rootNode(descriptor: Descriptor, i: number): WalkNode {
+  return { descriptor, role: 'root', parent: undefined, jsonPath: `$.manifests[${i}]`, depth: 0 };
+}
+
+/**
+ * A referrer as an untagged index.json entry (the layout convention). A referrer whose document does
+ * not name its subject (a fallback-tag entry without `subject`) keeps the link as containerd's annotation.
+ */
+function referrerEntry(r: Referrer): Descriptor {
+  if (r.convention !== 'fallback-tag') return r.descriptor;
+  if (r.subjectField === r.subject) return r.descriptor;
+  return { ...r.descriptor, annotations: { ...r.descriptor.annotations, [CONTAINERD_SUBJECT]: r.subject } };
+}
+
+function copiedReferrer(r: Referrer): CopiedReferrer {
+  const artifactType = r.descriptor.artifactType;
+  return { digest: r.descriptor.digest, subject: r.subject, ...(artifactType ? { artifactType } : {}), from: r.convention };
+}
+
+function dedupe(entries: Descriptor[]): Descriptor[] {
+  const seen = new Set<string>();
+  return entries.filter((d) => {
+    const key = `${d.digest} ${refNameOf(d) ?? ''}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** A full name (`example/app:v2`) is kept as containerd's image name beside the tag, as Docker 25+ does. */
@@ -60,21 +143,20 @@ function sameEntry(a: Descriptor, b: Descriptor): boolean {
   return ta !== undefined ? ta === tb : tb === undefined && a.digest === b.digest;
 }
 
-async function copyBlobs(source: Store, writer: StoreWriter, roots: Descriptor[], options: CopyOptions, result: CopyResult): Promise<CopyResult> {
-  const seen = new Set<Digest>();
-  const nodes: WalkNode[] = roots.map((descriptor, i) => ({ descriptor, role: 'root', parent: undefined, jsonPath: `$.manifests[${i}]`, depth: 0 }));
-  const blobs: Descriptor[] = [];
-  await walk(source, nodes, (node) => {
-    if (seen.has(node.descriptor.digest) || node.role === 'subject') return;
-    seen.add(node.descriptor.digest);
-    blobs.push(node.descriptor);
-  }, { scanConfigs: true });
-  for (const { digest, size, mediaType, urls } of blobs) {
+async function copyBlobs(source: Store, writer: StoreWriter, reach: Reachability, options: CopyOptions, result: CopyResult): Promise<void> {
+  for (const { digest, size, mediaType, urls } of reach.blobs.values()) {
     const blob = { digest, size };
-    if (await writer.hasBlob(digest)) continue;
+    if (await writer.hasBlob(digest)) {
+      result.existing++;
+      continue;
+    }
     if ((await source.statBlob(digest)) === undefined) {
       // Non-distributable and foreign layers are often absent on purpose: their descriptors carry on alone.
       if (mediaTypeInfo(mediaType)?.nondistributable || urls?.length) continue;
+      if (reach.extensionOnly.has(digest)) {
+        result.absentExtensionBlobs.push(digest);
+        continue;
+      }
       throw new OcikitError(`${source.path}: blob ${digest} is missing; nothing was written`);
     }
     await writer.copyBlob(source, blob);
@@ -82,11 +164,10 @@ async function copyBlobs(source: Store, writer: StoreWriter, roots: Descriptor[]
     result.bytes += blob.size;
     options.onBlob?.(blob);
   }
-  return result;
 }
 
 /** An index narrowed to one platform is a new index document (the source keeps its own). */
-async function narrowToPlatform(source: Store, writer: StoreWriter, d: Descriptor, platform: PlatformSpec): Promise<Descriptor> {
+async function narrowToPlatform(source: Store, d: Descriptor, platform: PlatformSpec): Promise<Descriptor> {
   if (mediaTypeInfo(d.mediaType)?.kind !== 'index') return d;
   const parsed = await readDocument(source, d);
   if (parsed?.kind !== 'index') return d;

@@ -1,3 +1,4 @@
+import { OcikitError } from '../errors.js';
 import { CONTAINERD_IMAGE_NAME, refNameOf, type Annotations, type Descriptor, type Platform } from '../model/descriptor.js';
 import type { ImageConfig } from '../model/image-config.js';
 import { mediaTypeInfo } from '../model/media-types.js';
@@ -68,7 +69,8 @@ async function inspectNode(store: Store, d: Descriptor, tags: Map<string, string
   if (d.platform) node.platform = d.platform;
   const tagList = tags.get(d.digest);
   if (tagList && depth === 0) node.tags = tagList;
-  const parsed = depth > 32 ? undefined : await readDocument(store, d);
+  if (depth > 32) throw new OcikitError(`${d.digest}: index nesting deeper than 32 levels`);
+  const parsed = await readDocument(store, d);
   if (!parsed || parsed.kind === 'config') return node;
   const doc = parsed.doc.value;
   if (doc.annotations && Object.keys(doc.annotations).length) node.annotations = doc.annotations;
@@ -90,10 +92,15 @@ async function inspectNode(store: Store, d: Descriptor, tags: Map<string, string
   node.kind = 'manifest';
   node.layers = manifest.layers.map(({ mediaType, digest, size, annotations }) => (annotations ? { mediaType, digest, size, annotations } : { mediaType, digest, size }));
   node.config = { mediaType: manifest.config.mediaType, digest: manifest.config.digest, size: manifest.config.size };
-  const config = await readDocument(store, manifest.config).catch(() => undefined);
+  const config = await readDocument(store, manifest.config).catch((err) => (isMissing(err) ? undefined : Promise.reject(err)));
   if (config?.kind === 'config') Object.assign(node.config, configSummary(config.doc.value as ImageConfig));
   node.totalSize = d.size + manifest.config.size + manifest.layers.reduce((n, l) => n + l.size, 0);
   return node;
+}
+
+/** An absent config still lets the image be shown; a config that is unsafe or corrupt is an error. */
+function isMissing(err: unknown): boolean {
+  return err instanceof OcikitError && /is missing|not in the archive/.test(err.message);
 }
 
 function configSummary(config: ImageConfig): NonNullable<InspectNode['config']> extends infer C ? Partial<C> : never {

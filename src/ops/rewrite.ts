@@ -77,7 +77,9 @@ export async function propagate(
     for (const key of ['manifests', 'layers'] as const) {
       const list = value[key] as Descriptor[] | undefined;
       if (!Array.isArray(list)) continue;
-      const next = await Promise.all(list.map((d) => rewriteDescriptor(d, depth + 1, false)));
+      // One at a time: `inProgress` must hold only ancestors, or a document reached twice looks like a loop.
+      const next: Array<Descriptor | undefined> = [];
+      for (const d of list) next.push(await rewriteDescriptor(d, depth + 1, false));
       if (next.some(Boolean)) set(key, list.map((d, i) => next[i] ?? d));
     }
     for (const key of ['config', 'subject'] as const) {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { OcikitError } from '../errors.js';
 import { isDigest, shortDigest, type Digest } from '../model/digest.js';
 import { descriptorSchema, type Descriptor } from '../model/descriptor.js';
-import { DEFAULT_MAX_DOCUMENT_BYTES, parseDocument, type Doc } from '../model/document.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH, parseDocument, type Doc } from '../model/document.js';
 import { imageConfigSchema } from '../model/image-config.js';
 import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
 import { imageManifestSchema, type ImageManifest } from '../model/image-manifest.js';
@@ -131,18 +131,19 @@ function childrenOf(node: WalkNode, parsed: ParsedDoc): WalkNode[] {
 /** Objects shaped like a descriptor outside the places the spec defines: kept by gc and copy all the same. */
 export function findExtensionDescriptors(value: unknown, known: Set<object>, path = '$'): Array<{ descriptor: Descriptor; jsonPath: string }> {
   const found: Array<{ descriptor: Descriptor; jsonPath: string }> = [];
-  const visit = (v: unknown, p: string): void => {
+  const visit = (v: unknown, p: string, depth: number): void => {
+    if (depth > MAX_JSON_DEPTH) return; // deeper than parseJson accepts; callers that JSON.parse themselves must not overflow here
     if (Array.isArray(v)) {
-      v.forEach((item, i) => visit(item, `${p}[${i}]`));
+      v.forEach((item, i) => visit(item, `${p}[${i}]`, depth + 1));
       return;
     }
     if (v === null || typeof v !== 'object') return;
     if (!known.has(v) && looksLikeDescriptor(v)) found.push({ descriptor: v as Descriptor, jsonPath: p });
     for (const [key, item] of Object.entries(v)) {
-      visit(item, /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `${p}.${key}` : `${p}[${JSON.stringify(key)}]`);
+      visit(item, /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `${p}.${key}` : `${p}[${JSON.stringify(key)}]`, depth + 1);
     }
   };
-  visit(value, path);
+  visit(value, path, 0);
   return found;
 }
 

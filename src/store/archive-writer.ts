@@ -1,5 +1,6 @@
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { OcikitError } from '../errors.js';
@@ -9,8 +10,8 @@ import { parseJson } from '../model/document.js';
 import type { ImageIndex } from '../model/image-index.js';
 import { IMAGE_LAYOUT_VERSION } from '../model/oci-layout.js';
 import { isIndexType, isManifestType } from '../model/media-types.js';
-import type { ArchiveStore } from './archive.js';
-import { syncDir, tempPathFor } from './atomic-file.js';
+import { fileIdentity, type ArchiveStore } from './archive.js';
+import { removeStaleTempsFor, syncDir, tempPathFor } from './atomic-file.js';
 import { acquireLock, type Lock, type LockOptions } from './lock.js';
 import type { BlobRef, Store, StoreWriter } from './store.js';
 import { entryStream, TarWriter } from './tar-format.js';
@@ -24,7 +25,9 @@ type PendingBlob = { size: number; open: () => Promise<Readable>; verify?: BlobR
  */
 export class ArchiveWriter implements StoreWriter {
   private readonly blobs = new Map<Digest, PendingBlob>();
-  private done = false;
+  private state: 'open' | 'committing' | 'closed' = 'open';
+  private committed: Promise<void> | undefined;
+  private interrupted = false;
 
   private constructor(
     readonly kind: 'oci-archive' | 'docker-archive',
@@ -40,6 +43,17 @@ export class ArchiveWriter implements StoreWriter {
     options: LockOptions & { base?: ArchiveStore; repoTag?: string } = {},
   ): Promise<ArchiveWriter> {
     const lock = await acquireLock(`${path}.ocikit-lock`, path, options);
+    try {
+      // The archive was read before the lock was taken: if another writer replaced it since, writing
+      // what was read would silently drop that writer's change.
+      if (options.base && (await fileIdentity(path).catch(() => '')) !== options.base.identity) {
+        throw new OcikitError(`${path}: was rewritten by another process after it was read; nothing was written (run the command again)`);
+      }
+      await removeStaleTempsFor(path, `${basename(path)}.ocikit-lock`);
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
     const writer = new ArchiveWriter(kind, path, lock, options.base, options.repoTag);
     if (options.base) for (const blob of await options.base.listBlobs()) writer.carry(options.base, blob, false);
     return writer;
@@ -50,12 +64,14 @@ export class ArchiveWriter implements StoreWriter {
   }
 
   async putBlob(data: Buffer): Promise<BlobRef> {
+    this.checkOpen();
     const blob = { digest: digestOf(data), size: data.length };
     this.blobs.set(blob.digest, { size: data.length, open: async () => Readable.from([data]), where: 'new blob' });
     return blob;
   }
 
   async copyBlob(from: Store, blob: BlobRef): Promise<void> {
+    this.checkOpen();
     if (!this.blobs.has(blob.digest)) this.carry(from, blob, true);
   }
 
@@ -64,11 +80,19 @@ export class ArchiveWriter implements StoreWriter {
   }
 
   async commit(index: Buffer): Promise<void> {
+    this.checkOpen();
+    this.state = 'committing';
+    this.committed = this.write(index);
+    return this.committed;
+  }
+
+  private async write(index: Buffer): Promise<void> {
     const temp = tempPathFor(this.path);
     try {
       const out = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
       const tar = new TarWriter(out);
       for (const [name, blob] of await this.entries(index)) {
+        if (this.interrupted) throw new OcikitError(`${this.path}: interrupted; the tarball was not written`);
         const source = await blob.open();
         await tar.addFile(name, blob.size, blob.verify ? verifying(source, blob.verify, blob.where) : source);
       }
@@ -86,13 +110,23 @@ export class ArchiveWriter implements StoreWriter {
     }
   }
 
+  /** Before commit: drops the change. During commit: stops it at the next entry and removes the temp file. */
   async abort(): Promise<void> {
+    if (this.state === 'committing') {
+      this.interrupted = true;
+      await this.committed?.catch(() => undefined);
+      return;
+    }
     await this.finish();
   }
 
+  private checkOpen(): void {
+    if (this.state !== 'open') throw new OcikitError(`${this.path}: this write was already ${this.state === 'committing' ? 'committing' : 'finished or aborted'}`);
+  }
+
   private async finish(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
+    if (this.state === 'closed') return;
+    this.state = 'closed';
     await this.lock.release();
   }
 

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { OcikitError } from '../errors.js';
 import { digestFromBlobPath, digestOf, isDigest, type Digest } from '../model/digest.js';
@@ -9,7 +9,7 @@ import { imageConfigSchema } from '../model/image-config.js';
 import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
 import { MediaType } from '../model/media-types.js';
 import type { BlobRef, Store } from './store.js';
-import { entryStream, readEntry, resolveEntry, scanTar, type TarEntry, type TarIndex } from './tar-format.js';
+import { entryStream, linkTarget, readEntry, resolveEntry, scanTar, type TarEntry, type TarIndex } from './tar-format.js';
 
 /** Where a blob's bytes are: a tar entry, or bytes ocikit made up (a legacy docker-save manifest). */
 type BlobSource = { entry: TarEntry } | { bytes: Buffer };
@@ -24,10 +24,16 @@ export class ArchiveStore implements Store {
 
   private constructor(readonly kind: 'oci-archive' | 'docker-archive', readonly path: string, readonly tar: TarIndex) {}
 
+  /** Which file was read (inode, size, mtime), so a writer can tell whether it was replaced since. */
+  identity = '';
+
   static async open(path: string, kind?: 'oci-archive' | 'docker-archive'): Promise<ArchiveStore> {
+    const identity = await fileIdentity(path);
     const tar = await scanTar(path);
+    await checkEntries(tar);
     const detected = kind ?? (tar.byName.has('manifest.json') ? 'docker-archive' : 'oci-archive');
     const store = new ArchiveStore(detected, path, tar);
+    store.identity = identity;
     await store.load();
     return store;
   }
@@ -58,6 +64,12 @@ export class ArchiveStore implements Store {
     const source = this.source(digest);
     if ('entry' in source) return entryStream(this.path, source.entry);
     return Readable.from([source.bytes]);
+  }
+
+  /** The tar entry holding a blob (links resolved); undefined for absent blobs and synthesized manifests. */
+  blobEntry(digest: Digest): TarEntry | undefined {
+    const source = this.blobs.get(digest);
+    return source && 'entry' in source ? source.entry : undefined;
   }
 
   async listBlobs(): Promise<BlobRef[]> {
@@ -156,6 +168,55 @@ export class ArchiveStore implements Store {
     if (head[0] === 0x1f && head[1] === 0x8b) return MediaType.dockerLayerGzip;
     if (head.readUInt32LE(0) === 0xfd2fb528) return MediaType.ociLayerZstd;
     return MediaType.dockerLayer;
+  }
+}
+
+export async function fileIdentity(path: string): Promise<string> {
+  const info = await stat(path);
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
+}
+
+const SPECIAL_FILES: Record<string, string> = { '3': 'a character device', '4': 'a block device', '6': 'a FIFO', S: 'a sparse file' };
+
+/**
+ * Refuses, before anything is read, what no image tool writes and what extracting tools have been
+ * tricked by: device files, links out of the archive, entries that lie under a link (written "through"
+ * it on extraction), and one name holding two different files.
+ */
+async function checkEntries(tar: TarIndex): Promise<void> {
+  const entry = (e: TarEntry) => `tar ${tar.path}: entry ${JSON.stringify(e.name)}`;
+  const nonDirectories = new Set(tar.entries.filter((e) => e.type !== 'dir').map((e) => e.name));
+  for (const e of tar.entries) {
+    if (e.type === 'other') {
+      const what = SPECIAL_FILES[e.typeflag] ?? (e.typeflag === '0' || e.typeflag === '\0' ? 'a sparse file' : `of type ${JSON.stringify(e.typeflag)}`);
+      throw new OcikitError(`${entry(e)} is ${what}; an image archive holds only files, directories and links`);
+    }
+    if ((e.type === 'symlink' || e.type === 'hardlink') && linkTarget(e) === undefined) {
+      throw new OcikitError(`${entry(e)} is a ${e.type} to ${JSON.stringify(e.linkname)}, outside the archive`);
+    }
+    for (let i = e.name.indexOf('/'); i >= 0; i = e.name.indexOf('/', i + 1)) {
+      const parent = e.name.slice(0, i);
+      if (nonDirectories.has(parent)) throw new OcikitError(`${entry(e)} lies under ${JSON.stringify(parent)}, which is not a directory`);
+    }
+  }
+  for (const name of tar.duplicates) await checkDuplicate(tar, name);
+}
+
+/**
+ * Repeated names are allowed only when every copy is the same. Copies too big to compare cheaply
+ * need only agree in size: blobs are digest-checked whenever they are used, whichever copy is read.
+ */
+async function checkDuplicate(tar: TarIndex, name: string): Promise<void> {
+  const copies = tar.entries.filter((e) => e.name === name);
+  if (copies.every((e) => e.type === 'dir')) return;
+  const first = copies[0]!;
+  const content = async (e: TarEntry) => (e.type === 'file' && e.size <= DEFAULT_MAX_DOCUMENT_BYTES ? readEntry(tar.path, e) : undefined);
+  const firstContent = await content(first);
+  for (const other of copies.slice(1)) {
+    const otherContent = await content(other);
+    const same = other.type === first.type && other.size === first.size && other.linkname === first.linkname
+      && (!firstContent || !otherContent || firstContent.equals(otherContent));
+    if (!same) throw new OcikitError(`tar ${tar.path}: duplicate entry ${JSON.stringify(name)} with different content; tools disagree on which copy counts`);
   }
 }
 

@@ -42,14 +42,49 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Removes temp files a killed run left behind. Only called while holding the layout lock. */
-export async function removeStaleTemps(dir: string): Promise<number> {
+/** The pid a temp name was made by, or undefined when the name is not one of ours. */
+function tempOwner(name: string): number | undefined {
+  if (!name.startsWith(TEMP_PREFIX)) return undefined;
+  const pid = Number(/^(\d+)-/.exec(name.slice(TEMP_PREFIX.length))?.[1]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** The name a temp file was made for (`.ocikit-tmp-<pid>-<random>-<name>`). */
+function tempTarget(name: string): string {
+  return /^\d+-[0-9a-f]+-(.*)$/s.exec(name.slice(TEMP_PREFIX.length))?.[1] ?? '';
+}
+
+/** A temp file is stale when the process named in it is gone (killed mid-write); a live writer's is spared. */
+export function isStaleTemp(name: string): boolean {
+  if (!name.startsWith(TEMP_PREFIX)) return false;
+  const pid = tempOwner(name);
+  return pid === undefined || !isAlive(pid);
+}
+
+export function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes temp files and directories a killed run left in `dir`; `only` narrows to temps made for those names. */
+export async function removeStaleTemps(dir: string, only?: string[]): Promise<number> {
   let removed = 0;
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const name of names) {
-    if (!name.startsWith(TEMP_PREFIX)) continue;
+    if (!isStaleTemp(name)) continue;
+    if (only && !only.includes(tempTarget(name))) continue;
     await rm(join(dir, name), { force: true, recursive: true });
     removed++;
   }
   return removed;
+}
+
+/** Removes stale temps made for `target` beside it (a tarball or a new layout being written). */
+export function removeStaleTempsFor(target: string, ...alsoFor: string[]): Promise<number> {
+  return removeStaleTemps(dirname(target), [basename(target), ...alsoFor]);
 }

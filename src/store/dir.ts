@@ -1,6 +1,6 @@
 import { constants, createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OcikitError } from '../errors.js';
@@ -8,7 +8,7 @@ import { blobPath, digestFromBlobPath, digestOf, type Digest } from '../model/di
 import { parseDocument, DEFAULT_MAX_DOCUMENT_BYTES, type Doc } from '../model/document.js';
 import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
 import { IMAGE_LAYOUT_VERSION } from '../model/oci-layout.js';
-import { removeStaleTemps, syncDir, tempPathFor, writeFileAtomic } from './atomic-file.js';
+import { removeStaleTemps, removeStaleTempsFor, syncDir, tempPathFor, writeFileAtomic } from './atomic-file.js';
 import { acquireLock, type Lock, type LockOptions } from './lock.js';
 import type { BlobRef, Store, StoreWriter } from './store.js';
 import { verifiedBlob } from './verified-blob.js';
@@ -156,29 +156,58 @@ export interface DirWriterOptions extends LockOptions {
   create?: boolean;
 }
 
-/** Writes into a layout directory under its lock; blobs land as they come, index.json last. */
+/** How the writer's changes become visible: index.json in an existing layout, or a whole new layout renamed into place. */
+type Publish =
+  | { kind: 'existing'; lock: Lock }
+  | { kind: 'new'; staging: string; createdParent: string | undefined };
+
+/**
+ * Writes into a layout directory. An existing layout is changed under its lock: blobs land as they come,
+ * index.json last. A new layout is built in a hidden sibling directory and renamed into place at commit,
+ * so a failed or killed run never leaves a half-made layout where the user asked for one.
+ */
 export class DirWriter implements StoreWriter {
   readonly kind = 'oci' as const;
   private readonly added: string[] = [];
   private readonly store: DirStore;
-  private done = false;
+  private state: 'open' | 'committing' | 'closed' = 'open';
+  private committed: Promise<void> | undefined;
 
-  /** Whether this writer made the layout: an aborted write then removes it again. */
-  private constructor(readonly path: string, private readonly lock: Lock, private readonly created: boolean) {
-    this.store = new DirStore(path);
+  private constructor(readonly path: string, private readonly publish: Publish) {
+    this.store = new DirStore(publish.kind === 'new' ? publish.staging : path);
   }
 
   static async open(path: string, options: DirWriterOptions = {}): Promise<DirWriter> {
-    const created = options.create ? await createLayout(path) : false;
-    if (!created && !(await isLayoutDir(path))) throw new OcikitError(`${path}: not an OCI image layout (no oci-layout file)`);
+    if (options.create && !(await isLayoutDir(path))) return DirWriter.create(path);
+    if (!(await isLayoutDir(path))) throw new OcikitError(`${path}: not an OCI image layout (no oci-layout file)`);
     const lock = await acquireLock(join(path, LOCK_FILE), path, options);
     try {
       await cleanTemps(path);
-      return new DirWriter(path, lock, created);
+      await removeStaleTempsFor(path);
+      return new DirWriter(path, { kind: 'existing', lock });
     } catch (err) {
       await lock.release();
       throw err;
     }
+  }
+
+  private static async create(path: string): Promise<DirWriter> {
+    const info = await lstat(path).catch(() => undefined);
+    if (info && !(info.isDirectory() && (await readdir(path)).length === 0)) {
+      throw new OcikitError(`${path}: exists and is not an OCI image layout; refusing to write into it`);
+    }
+    const createdParent = await mkdir(dirname(resolve(path)), { recursive: true });
+    await removeStaleTempsFor(path);
+    const staging = tempPathFor(resolve(path));
+    try {
+      await mkdir(staging);
+      await mkdir(join(staging, 'blobs'));
+      await writeFileAtomic(join(staging, 'oci-layout'), Buffer.from(JSON.stringify({ imageLayoutVersion: IMAGE_LAYOUT_VERSION })));
+    } catch (err) {
+      await discardNew(staging, createdParent);
+      throw namingUserPath(err, staging, path);
+    }
+    return new DirWriter(path, { kind: 'new', staging, createdParent });
   }
 
   async hasBlob(digest: Digest): Promise<boolean> {
@@ -186,15 +215,17 @@ export class DirWriter implements StoreWriter {
   }
 
   async putBlob(data: Buffer): Promise<BlobRef> {
+    this.checkOpen();
     const blob = { digest: digestOf(data), size: data.length };
     if (await this.hasBlob(blob.digest)) return blob;
     const target = await this.prepare(blob.digest);
-    await writeFileAtomic(target, data);
-    this.added.push(target);
+    await writeFileAtomic(target, data).catch((err) => Promise.reject(this.userFacing(err)));
+    await this.track(target);
     return blob;
   }
 
   async copyBlob(from: Store, blob: BlobRef): Promise<void> {
+    this.checkOpen();
     if (await this.hasBlob(blob.digest)) return;
     const target = await this.prepare(blob.digest);
     const temp = tempPathFor(target);
@@ -206,34 +237,89 @@ export class DirWriter implements StoreWriter {
       await rename(temp, target);
     } catch (err) {
       await rm(temp, { force: true });
-      throw err;
+      throw this.userFacing(err);
     }
-    this.added.push(target);
+    await this.track(target);
   }
 
+  /** Once commit starts, an abort (Ctrl-C) waits for it: blobs the new index.json names are never removed. */
   async commit(index: Buffer): Promise<void> {
+    this.checkOpen();
+    this.state = 'committing';
+    this.committed = this.publishIndex(index);
+    return this.committed;
+  }
+
+  private async publishIndex(index: Buffer): Promise<void> {
     try {
       for (const dir of new Set(this.added.map((p) => p.slice(0, p.lastIndexOf('/'))))) await syncDir(dir);
-      await writeFileAtomic(join(this.path, 'index.json'), index);
+      await writeFileAtomic(join(this.store.path, 'index.json'), index);
+      if (this.publish.kind === 'new') await this.moveIntoPlace(this.publish.staging);
+    } catch (err) {
+      // Nothing is published here: the renames are the last steps that can fail.
+      await this.discard();
+      throw this.userFacing(err);
     } finally {
       await this.finish();
     }
   }
 
+  /** Errors name the layout the user asked for, not the hidden directory it is staged in. */
+  private userFacing(err: unknown): unknown {
+    return this.publish.kind === 'new' ? namingUserPath(err, this.publish.staging, this.path) : err;
+  }
+
   async abort(): Promise<void> {
-    if (this.done) return;
-    await Promise.all(this.added.map((p) => rm(p, { force: true })));
-    if (this.created) {
-      for (const name of ['index.json', 'oci-layout', 'blobs']) await rm(join(this.path, name), { recursive: true, force: true });
+    if (this.state === 'committing') {
+      await this.committed?.catch(() => undefined);
+      return;
     }
-    await this.finish();
-    if (this.created) await rmdir(this.path).catch(() => {}); // only when empty: never a directory we did not make
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    await this.discard();
+    await this.releaseLock();
+  }
+
+  private checkOpen(): void {
+    if (this.state !== 'open') throw new OcikitError(`${this.path}: this write was already ${this.state === 'committing' ? 'committing' : 'finished or aborted'}`);
+  }
+
+  /** Notes a blob this writer added; one that lands after an abort is removed at once. */
+  private async track(target: string): Promise<void> {
+    if (this.state === 'closed') {
+      await rm(target, { force: true });
+      this.checkOpen();
+    }
+    this.added.push(target);
+  }
+
+  /** A directory rename is atomic: readers see no layout, then the whole new one. */
+  private async moveIntoPlace(staging: string): Promise<void> {
+    await syncDir(staging);
+    try {
+      await rename(staging, resolve(this.path));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOTDIR') {
+        throw new OcikitError(`${this.path}: was created by another process while this layout was being written; nothing was written`);
+      }
+      throw err;
+    }
+    await syncDir(dirname(resolve(this.path)));
+  }
+
+  private async discard(): Promise<void> {
+    if (this.publish.kind === 'new') await discardNew(this.publish.staging, this.publish.createdParent);
+    else await Promise.all(this.added.map((p) => rm(p, { force: true })));
   }
 
   private async finish(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    await this.lock.release();
+    this.state = 'closed';
+    await this.releaseLock();
+  }
+
+  private async releaseLock(): Promise<void> {
+    if (this.publish.kind === 'existing') await this.publish.lock.release();
   }
 
   private async prepare(digest: Digest): Promise<string> {
@@ -243,15 +329,19 @@ export class DirWriter implements StoreWriter {
   }
 }
 
-/** Makes an empty layout; true when it did (false when one was there already). */
-async function createLayout(path: string): Promise<boolean> {
-  if (await isLayoutDir(path)) return false;
-  const existing = (await readdir(path).catch(() => [] as string[])).filter((n) => n !== LOCK_FILE && !n.startsWith('.ocikit-tmp-'));
-  if (existing.length > 0) throw new OcikitError(`${path}: exists and is not an OCI image layout; refusing to write into it`);
-  await mkdir(join(path, 'blobs'), { recursive: true });
-  await writeFileAtomic(join(path, 'oci-layout'), Buffer.from(JSON.stringify({ imageLayoutVersion: IMAGE_LAYOUT_VERSION })));
-  await writeFileAtomic(join(path, 'index.json'), Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] })));
-  return true;
+function namingUserPath(err: unknown, staging: string, path: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.path === 'string' && e.path.startsWith(staging)) e.path = join(path, relative(staging, e.path));
+  return err;
+}
+
+/** Removes a staged layout and the parent directories made for it (each only if nothing else is in it). */
+async function discardNew(staging: string, createdParent: string | undefined): Promise<void> {
+  await rm(staging, { recursive: true, force: true });
+  if (!createdParent) return;
+  for (let dir = dirname(staging); dir.length >= createdParent.length; dir = dirname(dir)) {
+    if (!(await rmdir(dir).then(() => true, () => false))) break;
+  }
 }
 
 async function cleanTemps(path: string): Promise<void> {

@@ -423,6 +423,13 @@ function joinInside(dir: string, target: string): string | undefined {
 
 const dirname = (name: string): string => name.slice(0, Math.max(0, name.lastIndexOf('/')));
 
+/** Where a link entry points inside the archive, or undefined when it would leave the archive root. */
+export function linkTarget(entry: TarEntry): string | undefined {
+  const target = entry.linkname ?? '';
+  if (target.startsWith('/')) return undefined;
+  return entry.type === 'symlink' ? joinInside(dirname(entry.name), target) : joinInside('', target);
+}
+
 function lookupNoLinkedParents(index: TarIndex, name: string, asked: string): TarEntry {
   for (let i = name.indexOf('/'); i >= 0; i = name.indexOf('/', i + 1)) {
     const parent = index.byName.get(name.slice(0, i));

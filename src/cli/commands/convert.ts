@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { copy } from '../../ops/copy.js';
+import { copy, type CopyResult } from '../../ops/copy.js';
 import { DirStore } from '../../store/dir.js';
 import { parsePlatform } from '../../ops/resolve.js';
 import { parseReference } from '../../store/reference.js';
@@ -10,6 +10,8 @@ interface Args {
   src: string;
   dest: string;
   platform?: string;
+  'all-platforms'?: boolean;
+  referrers?: boolean;
   'oci-media-types'?: boolean;
   json?: boolean;
   wait?: boolean;
@@ -19,6 +21,9 @@ const builder = (y: Argv<object>): Argv<Args> => y
   .positional('src', { type: 'string', demandOption: true, describe: 'source REF' })
   .positional('dest', { type: 'string', demandOption: true, describe: 'destination REF (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG])' })
   .option('platform', { type: 'string', describe: 'only this os/arch[/variant] of an index' })
+  .option('all-platforms', { type: 'boolean', describe: 'every platform of an index (the default)' })
+  .conflicts('platform', 'all-platforms')
+  .option('referrers', { type: 'boolean', default: true, describe: 'copy referrers (signatures, SBOMs) too, transitively; --no-referrers to leave them' })
   .option('oci-media-types', { type: 'boolean', describe: 'rewrite Docker media types to OCI ones (digests change)' })
   .option('json', { type: 'boolean' })
   .option('wait', { type: 'boolean', describe: 'wait for a lock held by another ocikit process' }) as never as Argv<Args>;
@@ -30,20 +35,37 @@ async function handler(args: Args): Promise<void> {
     const result = await withWriter(dest, store, args, async (writer) => {
       const existing = writer.kind === 'oci' ? await readExistingIndex(dest.path) : undefined;
       return copy(store, writer, existing, {
-        selector: ref.selector, tag, platform: args.platform ? parsePlatform(args.platform) : undefined, ociMediaTypes: args['oci-media-types'],
+        selector: ref.selector,
+        tag,
+        platform: args.platform ? parsePlatform(args.platform) : undefined,
+        referrers: args.referrers,
+        ociMediaTypes: args['oci-media-types'],
       });
     });
+    warnAbout(result);
     if (args.json) printJson({ ...result, converted: Object.fromEntries(result.converted) });
     else {
-      process.stdout.write(`copied ${result.blobs} blobs (${humanBytes(result.bytes)}) to ${writerLabel(dest.kind, dest.path)}\n`);
+      const already = result.existing ? `; ${result.existing} already there` : '';
+      process.stdout.write(`copied ${result.blobs} blobs (${humanBytes(result.bytes)}) to ${writerLabel(dest.kind, dest.path)}${already}\n`);
+      for (const r of result.referrers) process.stdout.write(`referrer ${r.digest}${r.artifactType ? ` ${r.artifactType}` : ''} -> ${r.subject}\n`);
       for (const [from, to] of result.converted) process.stdout.write(`converted to OCI media types: ${from} -> ${to}\n`);
       for (const e of result.entries) process.stdout.write(`${e.digest}${e.annotations?.['org.opencontainers.image.ref.name'] ? ` ${e.annotations['org.opencontainers.image.ref.name']}` : ''}\n`);
     }
   });
 }
 
+function warnAbout(result: CopyResult): void {
+  const warn = (text: string) => process.stderr.write(`warning: ${text}\n`);
+  if (result.referrersSkipped) warn(`${result.referrersSkipped} referrers not copied: docker-archive has no place for them (use oci-archive)`);
+  for (const d of result.danglingReferrers) warn(`referrer ${d.referrer} still names ${d.subject}, which --oci-media-types rewrote`);
+  for (const d of result.absentExtensionBlobs) warn(`${d} is named by an extension descriptor but absent from the source`);
+  for (const e of result.uncheckedEntries) warn(`not checked for referrers: ${e}`);
+}
+
+/** A new layout is staged elsewhere and appears only at commit: until then there is no index to merge into. */
 async function readExistingIndex(dir: string) {
-  return (await new DirStore(dir).readIndex()).value;
+  const store = new DirStore(dir);
+  return (await store.readTopFile('index.json')) ? (await store.readIndex()).value : undefined;
 }
 
 function writerLabel(kind: string | undefined, path: string): string {

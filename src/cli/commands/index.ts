@@ -1,7 +1,11 @@
 import type { CommandModule } from 'yargs';
+import { annotateCommand } from './annotate.js';
 import { convertCommand, copyCommand } from './convert.js';
+import { gcCommand } from './gc.js';
 import { inspectCommand } from './inspect.js';
+import { rebaseCommand } from './rebase.js';
 import { lsCommand, tagCommand, untagCommand } from './tag.js';
+import { verifyCommand } from './verify.js';
 // Each command module adds its line here.
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -12,4 +16,8 @@ export const commands: Array<CommandModule<any, any>> = [
   untagCommand,
   convertCommand,
   copyCommand,
+  gcCommand,
+  rebaseCommand,
+  annotateCommand,
+  verifyCommand,
 ];

@@ -1,18 +1,24 @@
 import type { CommandModule } from 'yargs';
 import { OcikitError } from '../../errors.js';
 import { shortDigest } from '../../model/digest.js';
-import { CONTAINERD_IMAGE_NAME, platformString, refNameOf } from '../../model/descriptor.js';
+import { CONTAINERD_IMAGE_NAME, platformString, refNameOf, type Descriptor } from '../../model/descriptor.js';
+import { reachability } from '../../ops/reachability.js';
+import { referrerTree } from '../../ops/referrers.js';
 import { tag, untag } from '../../ops/tag.js';
+import type { Store } from '../../store/store.js';
 import { parseReference } from '../../store/reference.js';
 import { withStore, withWriter } from '../context.js';
 import { printJson } from '../output.js';
+import { renderReferrerTree } from '../referrer-tree.js';
 
-export const lsCommand: CommandModule<object, { layout: string; json?: boolean }> = {
+export const lsCommand: CommandModule<object, { layout: string; json?: boolean; referrers?: boolean }> = {
   command: 'ls <layout>',
   describe: 'list the tags and digests of a layout or tarball',
-  builder: (y) => y.positional('layout', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }) as never,
+  builder: (y) => y.positional('layout', { type: 'string', demandOption: true }).option('json', { type: 'boolean' })
+    .option('referrers', { type: 'boolean', describe: 'show referrers (signatures, SBOMs) as a tree under their subjects' }) as never,
   handler: async (args) => {
     await withStore(args.layout, async (store) => {
+      if (args.referrers) return listReferrerTree(store, args.json);
       const entries = (await store.readIndex()).value.manifests.map((d) => ({
         tag: refNameOf(d) ?? d.annotations?.[CONTAINERD_IMAGE_NAME] ?? null,
         digest: d.digest,
@@ -25,6 +31,16 @@ export const lsCommand: CommandModule<object, { layout: string; json?: boolean }
     });
   },
 };
+
+async function listReferrerTree(store: Store, json: boolean | undefined): Promise<void> {
+  const reached = async (d: Descriptor) => {
+    const root = { descriptor: d, role: 'root' as const, parent: undefined, jsonPath: '$', depth: 0 };
+    return new Set((await reachability(store, [root], { followSubjects: false, scanConfigs: false })).blobs.keys());
+  };
+  const tree = await referrerTree(store, reached);
+  if (json) printJson(tree);
+  else process.stdout.write(renderReferrerTree(tree, ({ descriptor: d }) => `${refNameOf(d) ?? '<none>'}\t${d.digest}\t${d.size}\t${d.mediaType}${d.platform ? `\t${platformString(d.platform)}` : ''}`));
+}
 
 export const tagCommand: CommandModule<object, { ref: string; tag: string; wait?: boolean }> = {
   command: 'tag <ref> <tag>',

@@ -1,0 +1,81 @@
+import type { CommandModule } from 'yargs';
+import { OcikitError } from '../../errors.js';
+import { shortDigest } from '../../model/digest.js';
+import { parseShard, RULES, verifyRef, type Finding, type VerifyReport } from '../../ops/verify.js';
+import { setExit } from '../context.js';
+import { humanBytes, printJson, Progress } from '../output.js';
+
+interface Args {
+  ref?: string[];
+  deep?: boolean;
+  json?: boolean;
+  strict?: boolean;
+  shard?: string;
+  jobs?: number;
+  'max-layer-bytes'?: string;
+  rules?: boolean;
+}
+
+export const verifyCommand: CommandModule<object, Args> = {
+  command: 'verify [ref..]',
+  describe: 'prove layouts and tarballs intact and spec-conformant (exit 1 on any error)',
+  builder: (y) => y
+    .positional('ref', { type: 'string', array: true, describe: 'layout, tarball, or image in one (a TAG verifies that image only)' })
+    .option('deep', { type: 'boolean', describe: 'decompress every layer: diff_ids, tar structure, whiteouts' })
+    .option('json', { type: 'boolean', describe: 'machine-readable report' })
+    .option('strict', { type: 'boolean', describe: 'warnings fail too' })
+    .option('shard', { type: 'string', describe: 'K/N: check only this share of blob contents (documents always)' })
+    .option('jobs', { type: 'number', describe: 'threads hashing at once (default: cores)' })
+    .option('max-layer-bytes', { type: 'string', describe: 'stop decompressing a layer past this size (e.g. 64G)' })
+    .option('rules', { type: 'boolean', describe: 'list every rule id with its severity and exit' }) as never,
+  handler: async (args) => {
+    if (args.rules) {
+      for (const [id, rule] of Object.entries(RULES)) process.stdout.write(`${rule.severity.padEnd(8)}${id.padEnd(32)}${rule.description}\n`);
+      return;
+    }
+    const refs = args.ref ?? [];
+    if (refs.length === 0) throw new OcikitError('verify: name at least one layout or tarball');
+    const shard = args.shard === undefined ? undefined : parseShard(args.shard);
+    if (args.jobs !== undefined && !(Number.isInteger(args.jobs) && args.jobs >= 1)) throw new OcikitError(`--jobs ${args.jobs}: expected a whole number ≥ 1`);
+    const maxLayerBytes = args['max-layer-bytes'] === undefined ? undefined : parseSize(args['max-layer-bytes']);
+    const reports: VerifyReport[] = [];
+    for (const ref of refs) {
+      let progress: Progress | undefined;
+      const report = await verifyRef(ref, {
+        deep: args.deep, strict: args.strict, shard, jobs: args.jobs, maxLayerBytes,
+        onProgress: (done, total) => (progress ??= new Progress(`verify ${ref}`, total, args.json)).update(done),
+      }).finally(() => progress?.done());
+      reports.push(report);
+      if (!args.json) process.stdout.write(render(report));
+      setExit(report.ok ? 0 : 1);
+    }
+    if (args.json) printJson(reports.length === 1 ? reports[0] : reports);
+  },
+};
+
+function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim());
+  if (!m) throw new OcikitError(`--max-layer-bytes ${text}: expected a size such as 1073741824 or 64G`);
+  const power = ' KMGT'.indexOf((m[2] || ' ').toUpperCase());
+  return Math.floor(Number(m[1]) * 1024 ** power);
+}
+
+/** One line per finding, grouped by the index.json entry it sits under, then the summary. */
+function render(report: VerifyReport): string {
+  const groups = new Map<string, Finding[]>();
+  for (const f of report.findings) {
+    const root = f.chain[0];
+    const key = root && root in report.images ? root : '';
+    groups.set(key, [...(groups.get(key) ?? []), f]);
+  }
+  const lines = [`${report.ref} (${report.kind})`];
+  for (const [root, findings] of [...groups].sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : 0))) {
+    lines.push(root ? `  image ${report.images[root] || '(untagged)'} ${shortDigest(root)}` : '  layout');
+    for (const f of findings) lines.push(`    ${f.severity.padEnd(8)}${f.rule}  ${f.path}${f.jsonPath ? ` ${f.jsonPath}` : ''}: ${f.message}`);
+  }
+  const s = report.summary;
+  const counts = `${s.errors} error${s.errors === 1 ? '' : 's'}, ${s.warnings} warning${s.warnings === 1 ? '' : 's'}, ${s.infos} info${s.infos === 1 ? '' : 's'}`;
+  const shard = s.shard === '1/1' ? '' : ` (shard ${s.shard})`;
+  lines.push(`  ${report.ok ? 'ok' : 'FAILED'}: ${s.blobs} blobs, ${humanBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${s.mbPerSecond.toFixed(0)} MB/s)${shard}${s.deep ? ', deep' : ''}; ${counts}`);
+  return `${lines.join('\n')}\n`;
+}

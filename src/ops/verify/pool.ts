@@ -1,0 +1,232 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { Worker } from 'node:worker_threads';
+import * as zlib from 'node:zlib';
+import {
+  createDecoder, deepCheckBlob, describe, fzstdDecoder, hashBlob, openReader, runJob, sniffCompression, streamDecoder,
+  type BlobJob, type JobDeps, type JobResult,
+} from './blob-jobs.js';
+import { createTarChecker } from './layer-check.js';
+
+/** The hashing buffer: big enough that syscalls are few, small enough to stay in cache between read and hash. */
+const HASH_BUFFER = 512 * 1024;
+/** Small blobs travel to a worker in batches so message passing does not dominate. */
+const BATCH_BYTES = 8 * 1024 * 1024;
+const BATCH_JOBS = 256;
+
+export interface PoolOptions {
+  /** Threads hashing at once, the main thread included. */
+  jobs: number;
+  /** Below this many bytes of thread-bound work no worker is started (it would cost more than it saves). */
+  minWorkerBytes?: number;
+  /** Leave all thread-bound jobs to workers (tests use it to prove the worker program runs). */
+  workersOnly?: boolean;
+}
+
+export interface PoolJob {
+  job: BlobJob;
+  size: number;
+}
+
+/**
+ * Runs blob jobs across the cores. Two kinds of work:
+ * - gzip layers (--deep): inflation runs on libuv's thread pool whichever thread drives it, so the
+ *   main thread drives `jobs` of them at once. One JS heap then holds all the short-lived output
+ *   buffers, which keeps peak memory low (each heap lets up to 64 MiB of them wait for a GC).
+ * - everything else (hashing, uncompressed and fzstd layers) is CPU on the calling thread: the main
+ *   thread and `jobs - 1` worker threads each take the next batch, largest first.
+ */
+export class BlobPool {
+  private readonly counter = new BigInt64Array(new SharedArrayBuffer(8));
+  private readonly workers: Worker[] = [];
+
+  constructor(private readonly options: PoolOptions) {}
+
+  /** Bytes read so far by every lane. */
+  progress(): number {
+    return Number(Atomics.load(this.counter, 0));
+  }
+
+  async run(jobs: PoolJob[]): Promise<JobResult[]> {
+    const results: JobResult[] = new Array(jobs.length);
+    const largestFirst = jobs.map((_, i) => i).sort((a, b) => jobs[b]!.size - jobs[a]!.size);
+    const pooled = largestFirst.filter((i) => usesThreadPool(jobs[i]!.job)).map((i) => [i]);
+    const threadBound = largestFirst.filter((i) => !usesThreadPool(jobs[i]!.job));
+    const batches = batch(threadBound, (i) => jobs[i]!.size);
+    const take = () => batches.shift();
+    const takePooled = () => pooled.shift();
+    if (jobs.some((j) => j.job.kind === 'deep') && !hasNativeZstd()) exposeGc(); // before workers start: they inherit it
+    const workers = this.workers.length ? this.workers : this.startWorkers(threadBound.reduce((sum, i) => sum + jobs[i]!.size, 0));
+    const lanes: Array<Promise<void>> = [];
+    for (let k = 0; k < this.options.jobs; k++) lanes.push(this.mainLane(jobs, results, takePooled));
+    if (!(this.options.workersOnly && workers.length)) lanes.push(this.mainLane(jobs, results, take));
+    for (const worker of workers) lanes.push(this.workerLane(worker, jobs, results, take));
+    await Promise.all(lanes);
+    if (batches.length) await this.mainLane(jobs, results, take); // no worker could run
+    return results;
+  }
+
+  /** Starts the workers ahead of `run`, so their start-up overlaps the document checks. */
+  prestart(threadBoundBytes: number): void {
+    if (!this.workers.length) this.startWorkers(threadBoundBytes);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private async mainLane(jobs: PoolJob[], results: JobResult[], take: () => number[] | undefined): Promise<void> {
+    let b = take();
+    if (!b) return;
+    const deps = await mainDeps(this.counter, jobs.some((j) => j.job.kind === 'deep'));
+    const buffers = [Buffer.allocUnsafe(HASH_BUFFER)];
+    for (; b; b = take()) {
+      for (const i of b) results[i] = await runJob(jobs[i]!.job, deps, buffers);
+    }
+  }
+
+  private async workerLane(worker: Worker, jobs: PoolJob[], results: JobResult[], take: () => number[] | undefined): Promise<void> {
+    for (let b = take(); b; b = take()) {
+      const indexes = b;
+      const out = await ask(worker, indexes.map((i) => jobs[i]!.job)).catch(() => undefined);
+      if (!out) {
+        // A worker that died hands its batch back to the main thread and takes no more.
+        await this.mainLane(jobs, results, () => (indexes.length ? indexes.splice(0) : undefined));
+        return;
+      }
+      indexes.forEach((i, k) => (results[i] = out[k]!));
+    }
+  }
+
+  private startWorkers(bytes: number): Worker[] {
+    const wanted = this.options.workersOnly ? this.options.jobs : this.options.jobs - 1;
+    if (bytes < (this.options.minWorkerBytes ?? 0) || wanted <= 0) return [];
+    const started: Worker[] = [];
+    for (let i = 0; i < wanted; i++) {
+      try {
+        const worker = new Worker(workerSource(), { eval: true, workerData: { progress: this.counter.buffer, fzstd: fzstdPath() } });
+        worker.on('error', () => undefined); // reported to the lane waiting on it
+        started.push(worker);
+      } catch {
+        break; // threads unavailable: the main thread does the work
+      }
+    }
+    this.workers.push(...started);
+    return started;
+  }
+}
+
+/** Deep checks of layers whose media type says gzip: their inflation runs on libuv's pool. */
+function usesThreadPool(job: BlobJob): boolean {
+  return job.kind === 'deep' && job.hint === 'gzip';
+}
+
+function ask(worker: Worker, jobs: BlobJob[]): Promise<JobResult[]> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => {
+      worker.off('message', onMessage);
+      reject(err);
+    };
+    const onMessage = (msg: JobResult[]) => {
+      worker.off('error', onError);
+      resolve(msg);
+    };
+    worker.once('error', onError);
+    worker.once('message', onMessage);
+    worker.postMessage(jobs);
+  });
+}
+
+function batch(order: number[], sizeOf: (i: number) => number): number[][] {
+  const out: number[][] = [];
+  let current: number[] = [];
+  let bytes = 0;
+  for (const i of order) {
+    const size = sizeOf(i);
+    if (size >= BATCH_BYTES) {
+      out.push([i]);
+      continue;
+    }
+    if (current.length >= BATCH_JOBS || bytes + size > BATCH_BYTES) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(i);
+    bytes += size;
+  }
+  if (current.length) out.push(current);
+  return out;
+}
+
+let zstdModule: Promise<JobDeps['zstd']> | undefined;
+let gc: ((options?: object) => void) | undefined;
+
+const hasNativeZstd = () => typeof (zlib as { createZstdDecompress?: unknown }).createZstdDecompress === 'function';
+
+/**
+ * Lets fzstd's decoders ask for young-generation GCs (fzstdDecoder says why). V8 flags are process-wide:
+ * worker threads started afterwards get a global `gc`; this thread gets one from a fresh context.
+ */
+function exposeGc(): void {
+  if (gc) return;
+  try {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as typeof gc;
+  } catch {
+    gc = undefined;
+  }
+}
+
+async function mainDeps(counter: BigInt64Array, deep: boolean): Promise<JobDeps> {
+  const progress = (n: number) => Atomics.add(counter, 0, BigInt(n));
+  const zstd = deep ? await (zstdModule ??= import('fzstd').then((m) => m as unknown as JobDeps['zstd'])) : undefined;
+  return { fs, crypto, zlib, zstd, progress, minorGc: gc && (() => gc!({ type: 'minor' })) };
+}
+
+function fzstdPath(): string | undefined {
+  try {
+    return createRequire(import.meta.url).resolve('fzstd');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs in the worker: deps come from require, jobs from messages, results go back in order. */
+export function workerLoop(req: NodeJS.Require): void {
+  const { parentPort, workerData } = req('node:worker_threads') as typeof import('node:worker_threads');
+  const counter = new BigInt64Array(workerData.progress as SharedArrayBuffer);
+  const deps: JobDeps = {
+    fs: req('node:fs'),
+    crypto: req('node:crypto'),
+    zlib: req('node:zlib'),
+    zstd: workerData.fzstd ? req(workerData.fzstd as string) : undefined,
+    progress: (n: number) => Atomics.add(counter, 0, BigInt(n)),
+  };
+  const gc = (globalThis as { gc?: (options?: object) => void }).gc;
+  if (gc) deps.minorGc = () => gc({ type: 'minor' });
+  const buffers = [Buffer.allocUnsafe(512 * 1024)];
+  parentPort!.on('message', async (jobs: BlobJob[]) => {
+    const results: JobResult[] = [];
+    for (const job of jobs) results.push(await runJob(job, deps, buffers));
+    parentPort!.postMessage(results);
+  });
+}
+
+let source: string | undefined;
+
+/**
+ * The worker's program, made from the functions' own source so the bundle needs no second entry file.
+ * `__name` is what esbuild's keepNames (used by tsx) wraps functions in.
+ */
+function workerSource(): string {
+  const functions = [
+    createTarChecker, runJob, openReader, hashBlob, sniffCompression, deepCheckBlob, describe, createDecoder,
+    streamDecoder, fzstdDecoder, workerLoop,
+  ];
+  source ??= `'use strict';\nvar __name = (f) => f;\n${functions.map((f) => f.toString()).join('\n')}\n${workerLoop.name}(require);\n`;
+  return source;
+}

@@ -1,0 +1,120 @@
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { OcikitError } from '../../errors.js';
+import { algorithmOf, digestFromBlobPath, type Digest } from '../../model/digest.js';
+import { ArchiveStore } from '../../store/archive.js';
+import { DirStore } from '../../store/dir.js';
+import type { Store } from '../../store/store.js';
+import type { ReadSource } from './blob-jobs.js';
+
+/** What verify knows about one blob without reading it. */
+export interface BlobState {
+  status: 'present' | 'missing' | 'symlink' | 'not-regular';
+  size: number;
+  /** Where it is, inside the layout or tarball. */
+  path: string;
+  /** How a worker reads it (present blobs stored as files or tar entries; absent for synthesized documents). */
+  source?: ReadSource;
+}
+
+/** A file found where blobs live, valid or not. */
+export interface BlobFile {
+  path: string;
+  digest?: Digest;
+  size: number;
+  type: 'file' | 'symlink' | 'other';
+}
+
+/** The storage under a store, as verify needs it: top-level files, every blob file, and where each blob is. */
+export interface Site {
+  readonly store: Store;
+  /** Every file under blobs/ (layout dir) or every blob entry (tarball), including anomalies. */
+  readonly files: BlobFile[];
+  /** blobs/ or an algorithm folder is a symlink (dir only): what is under it is never read. */
+  readonly linkedDirs: string[];
+  /** blobs/ exists (a directory, or entries under blobs/ in a tarball). */
+  readonly hasBlobsDir: boolean;
+  readTop(name: string): Promise<Buffer | undefined>;
+  blob(digest: Digest): BlobState;
+  /** Every blob present and readable, by digest. */
+  present(): Digest[];
+}
+
+export async function openSite(store: Store): Promise<Site> {
+  if (store instanceof DirStore) return DirSite.open(store);
+  if (store instanceof ArchiveStore) return ArchiveSite.open(store);
+  throw new OcikitError(`${store.path}: verify reads layout directories and tarballs only`);
+}
+
+class DirSite implements Site {
+  private readonly byDigest = new Map<Digest, BlobFile>();
+
+  private constructor(readonly store: DirStore, readonly files: BlobFile[], readonly linkedDirs: string[], readonly hasBlobsDir: boolean) {
+    for (const f of files) if (f.digest) this.byDigest.set(f.digest, f);
+  }
+
+  static async open(store: DirStore): Promise<DirSite> {
+    const blobsDir = await lstat(join(store.path, 'blobs')).catch(() => undefined);
+    if (blobsDir?.isSymbolicLink()) return new DirSite(store, [], ['blobs'], true);
+    const files = await store.inventory();
+    const linked = files.filter((f) => f.type === 'symlink' && f.path.split('/').length === 2).map((f) => f.path);
+    return new DirSite(store, files, linked, blobsDir?.isDirectory() ?? false);
+  }
+
+  readTop(name: string): Promise<Buffer | undefined> {
+    return this.store.readTopFile(name);
+  }
+
+  blob(digest: Digest): BlobState {
+    const path = `blobs/${algorithmOf(digest)}/${digest.slice(digest.indexOf(':') + 1)}`;
+    if (this.linkedDirs.some((d) => path.startsWith(`${d}/`))) return { status: 'symlink', size: 0, path };
+    const file = this.byDigest.get(digest);
+    if (!file) return { status: 'missing', size: 0, path };
+    if (file.type === 'symlink') return { status: 'symlink', size: 0, path };
+    if (file.type === 'other') return { status: 'not-regular', size: 0, path };
+    return { status: 'present', size: file.size, path, source: { file: join(this.store.path, path), offset: 0, length: null, noFollow: true } };
+  }
+
+  present(): Digest[] {
+    return this.files.filter((f) => f.type === 'file' && f.digest).map((f) => f.digest!);
+  }
+}
+
+class ArchiveSite implements Site {
+  readonly linkedDirs: string[] = [];
+  readonly hasBlobsDir: boolean;
+
+  private constructor(readonly store: ArchiveStore, readonly files: BlobFile[], private readonly sizes: Map<Digest, number>) {
+    this.hasBlobsDir = store.tar.byName.has('blobs') || files.length > 0;
+  }
+
+  static async open(store: ArchiveStore): Promise<ArchiveSite> {
+    const files: BlobFile[] = [];
+    for (const entry of store.tar.entries) {
+      if (!entry.name.startsWith('blobs/') || entry.type === 'dir') continue;
+      const digest = digestFromBlobPath(entry.name);
+      files.push({ path: entry.name, digest, size: entry.size, type: entry.type === 'other' ? 'other' : 'file' }); // links resolve inside the tar
+    }
+    const sizes = new Map((await store.listBlobs()).map((b) => [b.digest, b.size] as const));
+    return new ArchiveSite(store, files, sizes);
+  }
+
+  readTop(name: string): Promise<Buffer | undefined> {
+    return this.store.readTopFile(name);
+  }
+
+  blob(digest: Digest): BlobState {
+    const size = this.sizes.get(digest);
+    const entry = this.store.blobEntry(digest);
+    const path = entry?.name ?? (size === undefined ? `blobs/${algorithmOf(digest)}/${digest.slice(digest.indexOf(':') + 1)}` : 'manifest.json');
+    if (size === undefined) return { status: 'missing', size: 0, path };
+    if (entry && entry.type !== 'file') return { status: 'not-regular', size: 0, path };
+    const state: BlobState = { status: 'present', size, path };
+    if (entry) state.source = { file: this.store.path, offset: entry.offset, length: entry.size, noFollow: false };
+    return state;
+  }
+
+  present(): Digest[] {
+    return [...this.sizes.keys()];
+  }
+}
