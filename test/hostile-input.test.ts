@@ -71,10 +71,10 @@ function commandsFor(kind: HostileCase['kind'], input: string, box: Sandbox): Co
     { name: 'inspect', args: ['inspect', input] },
     { name: 'convert-oci', args: ['convert', input, `oci:${out('out')}`] },
     { name: 'convert-oci-archive', args: ['convert', input, `oci-archive:${out('out.tar')}`] },
-    { name: 'convert-docker-archive', args: ['convert', input, `docker-archive:${out('out-docker.tar')}`] },
     { name: 'tag', args: ['tag', input, 'hostile'] },
   ];
-  if (kind === 'layout') commands.push({ name: 'untag', args: ['untag', `${input}:latest`] });
+  // The docker-archive writer reads exactly what the oci-archive one does; once per input kind is enough.
+  if (kind === 'archive') commands.push({ name: 'convert-docker-archive', args: ['convert', input, `docker-archive:${out('out-docker.tar')}`] });
   if (hasCommand('verify')) commands.push({ name: 'verify', args: ['verify', input] });
   if (hasCommand('annotate')) commands.push({ name: 'annotate', args: ['annotate', input, '--set', 'org.example.hostile=1'] });
   if (hasCommand('gc') && kind === 'layout') commands.push({ name: 'gc', args: ['gc', input] });
@@ -117,7 +117,7 @@ async function judge(c: HostileCase, command: Command, r: RunResult, box: Sandbo
   } else {
     assertCleanError(r, [1, 2]);
   }
-  if (c.mentions && command.name !== 'tag' && command.name !== 'untag') assert.match(`${r.stderr}${r.stdout}`, c.mentions, `${what}: ${describeRun(r)}`);
+  if (c.mentions && command.name !== 'tag') assert.match(`${r.stderr}${r.stdout}`, c.mentions, `${what}: ${describeRun(r)}`);
   await assertTreeUnchanged(box.dir, before, what);
   return before;
 }
@@ -312,10 +312,10 @@ layoutCase('index.json digest with an unknown algorithm holding slashes', withDi
 layoutCase('index.json digest algorithm sha256/../..', withDigest(`sha256/../..:${manifestHex}`), { mentions: /digest/ });
 layoutCase('manifest layer digest sha256:../../../../etc/passwd', (layout) => setManifest(layout, (m) => ({
   ...m, layers: [{ ...(m.layers as object[])[0], digest: 'sha256:../../../../etc/passwd' }],
-})), { mentions: /digest/, mayPass: ['tag', 'untag'] });
+})), { mentions: /digest/, mayPass: ['tag'] });
 layoutCase('manifest config digest in uppercase hex', (layout) => setManifest(layout, (m) => ({
   ...m, config: { ...(m.config as object), digest: `sha256:${configHex.toUpperCase()}` },
-})), { mentions: /digest/, mayPass: ['tag', 'untag'] });
+})), { mentions: /digest/, mayPass: ['tag'] });
 
 async function linkBlobOut(layout: string, box: Sandbox, hex: string): Promise<void> {
   const blobFile = join(layout, 'blobs', 'sha256', hex);
@@ -326,27 +326,27 @@ async function linkBlobOut(layout: string, box: Sandbox, hex: string): Promise<v
 }
 // The linked-to copies hold the right bytes: only refusing to follow the link keeps them unread.
 layoutCase('manifest blob is a symlink out of the layout', (layout, box) => linkBlobOut(layout, box, manifestHex), {
-  mentions: /symlink/, mayPass: ['tag', 'untag'],
+  mentions: /symlink/, mayPass: ['tag'],
 });
 // Metadata commands that never open the config or a layer may succeed; they still must not follow the link.
 layoutCase('config blob is a symlink out of the layout', (layout, box) => linkBlobOut(layout, box, configHex), {
-  mentions: /symlink/, mayPass: ['tag', 'untag', 'annotate'],
+  mentions: /symlink/, mayPass: ['tag', 'annotate'],
 });
 layoutCase('layer blob is a symlink out of the layout', (layout, box) => linkBlobOut(layout, box, layerHex), {
-  mentions: /symlink/, mayPass: ['tag', 'untag', 'inspect', 'annotate', 'gc'],
+  mentions: /symlink/, mayPass: ['tag', 'inspect', 'annotate', 'gc'],
 });
 layoutCase('blobs/sha256 is a symlink to a directory outside', async (layout, box) => {
   const moved = join(box.outside, 'sha256');
   await cp(join(layout, 'blobs', 'sha256'), moved, { recursive: true });
   await rm(join(layout, 'blobs', 'sha256'), { recursive: true });
   await symlink(moved, join(layout, 'blobs', 'sha256'));
-}, { mentions: /symlink/, mayPass: ['tag', 'untag'] });
+}, { mentions: /symlink/, mayPass: ['tag'] });
 layoutCase('blobs is a symlink to a directory outside', async (layout, box) => {
   const moved = join(box.outside, 'blobs');
   await cp(join(layout, 'blobs'), moved, { recursive: true });
   await rm(join(layout, 'blobs'), { recursive: true });
   await symlink(moved, join(layout, 'blobs'));
-}, { mentions: /symlink/, mayPass: ['tag', 'untag'] });
+}, { mentions: /symlink/, mayPass: ['tag'] });
 layoutCase('index.json is a symlink', async (layout, box) => {
   await writeFile(join(box.outside, 'index.json'), appFiles.get('index.json')!);
   await rm(join(layout, 'index.json'));
@@ -371,7 +371,7 @@ layoutCase('manifest with 100,000 nested arrays in an unknown field', (layout) =
   const hex = createHash('sha256').update(raw).digest('hex');
   await writeFile(join(layout, 'blobs', 'sha256', hex), raw);
   await setIndex(layout, [{ ...appIndex.manifests[0], digest: `sha256:${hex}`, size: raw.length }]);
-}), { mayPass: ['tag', 'untag'] });
+}), { mayPass: ['tag'] });
 
 /** Blob names with an algorithm ocikit cannot hash are never verified, so only they can form a cycle. */
 layoutCase('index cycle through an unverifiable digest', async (layout) => {
@@ -391,7 +391,7 @@ layoutCase('index that names itself under a sha256 it does not hash to', async (
   const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [{ mediaType: MediaType.ociIndex, digest: fake, size: 0 }] }));
   await writeFile(join(layout, 'blobs', 'sha256', 'd'.repeat(64)), body);
   await setIndex(layout, [{ mediaType: MediaType.ociIndex, digest: fake, size: body.length }]);
-}, { mayPass: ['tag', 'untag'] });
+}, { mayPass: ['tag'] });
 layoutCase('indexes nested 200 deep', async (layout) => {
   let top = { ...appIndex.manifests[0] } as Record<string, unknown>;
   delete top.annotations;
@@ -401,7 +401,7 @@ layoutCase('indexes nested 200 deep', async (layout) => {
     top = built.descriptor;
   }
   await setIndex(layout, [tagged(top as never, 'latest')]);
-}, { mentions: /deep|nesting/, mayPass: ['tag', 'untag'] });
+}, { mentions: /deep|nesting/, mayPass: ['tag'] });
 
 // Each case spawns ocikit a handful of times; cases share nothing, so they run side by side.
 test('hostile inputs: clear error, nothing changed in or around the input', { concurrency: 4, timeout: 300_000 }, async (t) => {

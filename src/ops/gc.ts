@@ -6,7 +6,7 @@ import { describeError, LockedError, OcikitError } from '../errors.js';
 import { digestFromBlobPath, type Digest } from '../model/digest.js';
 import { parseDocument } from '../model/document.js';
 import { dockerSaveManifestSchema } from '../model/docker-save.js';
-import { TEMP_PREFIX } from '../store/atomic-file.js';
+import { isStaleTemp, TEMP_PREFIX } from '../store/atomic-file.js';
 import { DirStore, isLayoutDir, LOCK_FILE } from '../store/dir.js';
 import { acquireLock, type LockOptions } from '../store/lock.js';
 import { indexRoots, reachability } from './reachability.js';
@@ -138,26 +138,6 @@ async function listLayout(root: string): Promise<Listing> {
     }
   }
   return listing;
-}
-
-/**
- * A temp file is stale when the process named in it (`.ocikit-tmp-<pid>-…`) is gone. The layout lock
- * already keeps layout writers out; the pid check spares a live archive writer's temp file beside it.
- */
-function isStaleTemp(name: string): boolean {
-  if (!name.startsWith(TEMP_PREFIX)) return false;
-  const pid = Number(/^(\d+)-/.exec(name.slice(TEMP_PREFIX.length))?.[1]);
-  return !Number.isInteger(pid) || pid <= 0 || !isAlive(pid);
-}
-
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
