@@ -12,7 +12,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { killPlans, killTrial, referenceRun, scenarios, type TrialOutcome } from '../test/helpers/kill-harness.js';
+import { killPlans, killTrial, referenceRun, scenarios, writePhaseOf, type TrialOutcome } from '../test/helpers/kill-harness.js';
 import { describeRun, runOcikit } from '../test/helpers/ocikit-process.js';
 import { layoutFixture, scratchDir, writeBigLayout } from '../test/helpers/scratch.js';
 
@@ -49,7 +49,7 @@ try {
     const ws = join(root, `s${k}`);
     await mkdir(ws, { recursive: true });
     const ref = await referenceRun(s, ws, 3);
-    const plans = killPlans(ref, trials, seed + k);
+    const plans = killPlans(trials, seed + k);
     const outcomes: TrialOutcome[] = [];
     let next = 0;
     const worker = async () => {
@@ -67,7 +67,7 @@ try {
     await Promise.all(Array.from({ length: parallel }, worker));
     const killed = outcomes.filter((o) => o.killed);
     const count = (state: string) => killed.filter((o) => o.state === state).length;
-    process.stdout.write(`${s.name}: write phase ${ref.writePhase.toFixed(0)} ms; ${killed.length}/${outcomes.length} killed `
+    process.stdout.write(`${s.name}: write phase ${writePhaseOf(ref).toFixed(0)} ms; ${killed.length}/${outcomes.length} killed `
       + `(${count('old')} old, ${count('new')} new), ${outcomes.filter((o) => o.leftovers.length > 0).length} recovered from leftovers\n`);
   }
 } finally {

@@ -111,7 +111,7 @@ test('concurrent rewrites of one archive never lose an update: each lands or fai
   const tags = new Set((JSON.parse(inspect.stdout) as Array<{ tag: string | null }>).map((e) => e.tag));
   results.forEach((r, i) => {
     if (r.code === 0) assert.ok(tags.has(`a${i}`), `tag a${i} reported success but is not in the archive`);
-    else assertCleanError(r, [2], /rewritten by another process|layout is locked/);
+    else assertCleanError(r, [2], /(rewritten|replaced) by another process|layout is locked/);
   });
   assert.ok(results.some((r) => r.code === 0));
 });

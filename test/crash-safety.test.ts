@@ -11,7 +11,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { watch } from 'node:fs';
 import { chmod, chown, cp, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { killPlans, killTrial, referenceRun, scenarios, type TrialOutcome } from './helpers/kill-harness.js';
+import { killPlans, killTrial, referenceRun, scenarios, startupOf, writePhaseOf, type TrialOutcome } from './helpers/kill-harness.js';
 import { checkLayout } from './helpers/layout-check.js';
 import { assertCleanError, describeRun, runOcikit, startOcikit, finish } from './helpers/ocikit-process.js';
 import { layoutFixture, pseudoRandomBytes, scratchDir, writeBigLayout } from './helpers/scratch.js';
@@ -40,7 +40,7 @@ test('SIGKILL at any moment: the target is exactly old or exactly new, sound, an
     await t.test(s.name, async (st) => {
       const ws = join(root, s.name.replace(/[^a-z0-9]+/gi, '-'));
       const ref = await referenceRun(s, ws);
-      const plans = killPlans(ref, TRIALS_PER_SCENARIO, scenarioSeed++);
+      const plans = killPlans(TRIALS_PER_SCENARIO, scenarioSeed++);
       const outcomes: TrialOutcome[] = [];
       for (let i = 0; i < plans.length; i += PARALLEL) {
         const batch = plans.slice(i, i + PARALLEL).map((plan, j) => killTrial(s, ref, join(ws, `trial-${i + j}`), plan, (i + j) % 6 === 0));
@@ -49,7 +49,7 @@ test('SIGKILL at any moment: the target is exactly old or exactly new, sound, an
       }
       const killed = outcomes.filter((o) => o.killed);
       const tally = (state: string) => killed.filter((o) => o.state === state).length;
-      st.diagnostic(`${s.name}: startup ${ref.startup.toFixed(0)} ms, write phase ${ref.writePhase.toFixed(0)} ms; `
+      st.diagnostic(`${s.name}: startup ${startupOf(ref).toFixed(0)} ms, write phase ${writePhaseOf(ref).toFixed(0)} ms; `
         + `${killed.length}/${outcomes.length} killed (${tally('old')} old, ${tally('new')} new), `
         + `${outcomes.filter((o) => o.leftovers.length > 0).length} left temp files or a lock that the next write removed`);
       assert.ok(killed.length > 0, `${s.name}: no trial was killed; the kill moments miss the command`);

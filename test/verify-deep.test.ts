@@ -11,6 +11,8 @@ import { MediaType } from '../src/model/media-types.js';
 import { runJob, type BlobJob } from '../src/ops/verify/blob-jobs.js';
 import { createTarChecker } from '../src/ops/verify/layer-check.js';
 import { BlobPool } from '../src/ops/verify/pool.js';
+import { checkContents } from '../src/ops/verify/contents.js';
+import { Findings } from '../src/ops/verify/findings.js';
 import { describe as describeBlob, gzip, layerFromTar, makeLayer, makeTar, sampleImages, type Layer, type TarFile } from '../testdata/builder.js';
 import { check, errorsOf, imageLayout, rulesOf, smallImage, tempDir } from './verify-fixtures.js';
 
@@ -181,4 +183,20 @@ test('memory stays flat: a layer is streamed, never held (64 MiB of zeros throug
     { fs, crypto, zlib, progress: () => undefined }, [Buffer.alloc(1024), Buffer.alloc(1024)]);
   assert.equal(result.deep!.diffId, layer.diffId);
   assert.ok(process.memoryUsage().arrayBuffers - before < 48 * 1024 * 1024, 'the 64 MiB layer was not buffered whole');
+});
+
+test('a blob that cannot be read while hashing: blob-unreadable, and the run goes on', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'present'), 'present');
+  const digest = `sha256:${createHash('sha256').update('present').digest('hex')}`;
+  const planned: Parameters<typeof checkContents>[0] = [
+    { digest: `sha256:${'1'.repeat(64)}`, size: 5, job: { kind: 'hash', source: { file: join(dir, 'gone'), offset: 0, length: null, noFollow: true }, algorithm: 'sha256' }, loc: { path: 'blobs/sha256/111', chain: [] } },
+    { digest, size: 7, job: { kind: 'hash', source: { file: join(dir, 'present'), offset: 0, length: null, noFollow: true }, algorithm: 'sha256' }, loc: { path: 'blobs/sha256/present', chain: [] } },
+  ];
+  const pool = new BlobPool({ jobs: 1 });
+  t.after(() => pool.close());
+  const findings = new Findings();
+  const stats = await checkContents(planned, pool, findings);
+  assert.deepEqual(findings.list.map((f) => [f.rule, f.path]), [['blob-unreadable', 'blobs/sha256/111']]);
+  assert.equal(stats.bytes, 7);
 });

@@ -1,5 +1,5 @@
 /** Helpers for the verify tests: broken variants of the sample images, each built in a temp dir. */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -64,8 +64,4 @@ export function withManifest(
   const bytes = Buffer.from(text(JSON.stringify(manifest)));
   const b = blob(bytes, image.descriptor.mediaType, image.descriptor.platform ? { platform: image.descriptor.platform } : {});
   return { descriptor: b.descriptor, blobs: [b, image.configBlob, ...image.layers] };
-}
-
-export async function writeText(path: string, text: string | Buffer): Promise<void> {
-  await writeFile(path, text);
 }

@@ -1,4 +1,5 @@
-import { open, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { OcikitError } from '../errors.js';
 import { digestFromBlobPath, digestOf, isDigest, type Digest } from '../model/digest.js';
@@ -9,7 +10,7 @@ import { imageConfigSchema } from '../model/image-config.js';
 import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
 import { MediaType } from '../model/media-types.js';
 import type { BlobRef, Store } from './store.js';
-import { entryStream, linkTarget, readEntry, resolveEntry, scanTar, type TarEntry, type TarIndex } from './tar-format.js';
+import { linkTarget, readEntry, resolveEntry, scanTar, type TarEntry, type TarIndex } from './tar-format.js';
 
 /** Where a blob's bytes are: a tar entry, or bytes ocikit made up (a legacy docker-save manifest). */
 type BlobSource = { entry: TarEntry } | { bytes: Buffer };
@@ -41,7 +42,7 @@ export class ArchiveStore implements Store {
   /** The raw bytes of a top-level file such as oci-layout, or undefined when absent. */
   async readTopFile(name: string, maxBytes = DEFAULT_MAX_DOCUMENT_BYTES): Promise<Buffer | undefined> {
     if (!this.tar.byName.has(name)) return undefined;
-    return readEntry(this.path, resolveEntry(this.tar, name), maxBytes);
+    return this.read(resolveEntry(this.tar, name), maxBytes);
   }
 
   async readIndex(): Promise<Doc<ImageIndex>> {
@@ -57,13 +58,46 @@ export class ArchiveStore implements Store {
 
   async readBlob(digest: Digest, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Buffer> {
     const source = this.source(digest);
-    return 'entry' in source ? readEntry(this.path, source.entry, maxBytes) : source.bytes;
+    return 'entry' in source ? this.read(source.entry, maxBytes) : source.bytes;
   }
 
   async openBlob(digest: Digest): Promise<Readable> {
     const source = this.source(digest);
-    if ('entry' in source) return entryStream(this.path, source.entry);
-    return Readable.from([source.bytes]);
+    if (!('entry' in source)) return Readable.from([source.bytes]);
+    const { entry } = source;
+    const fh = await this.openScanned();
+    if (entry.size === 0) {
+      await fh.close();
+      return Readable.from([]);
+    }
+    return fh.createReadStream({ start: entry.offset, end: entry.offset + entry.size - 1 });
+  }
+
+  /**
+   * Entries are read by the offsets the scan found, so every read must hit the file that was scanned:
+   * a writer that replaced the archive meanwhile (a new inode) makes the read fail instead of
+   * returning bytes from another file.
+   */
+  private async openScanned(): Promise<FileHandle> {
+    const fh = await open(this.path, 'r');
+    const info = await fh.stat().catch(async (err) => {
+      await fh.close();
+      throw err;
+    });
+    if (identityOf(info) !== this.identity) {
+      await fh.close();
+      throw new OcikitError(`${this.path}: was replaced by another process while being read; run the command again`);
+    }
+    return fh;
+  }
+
+  private async read(entry: TarEntry, maxBytes?: number): Promise<Buffer> {
+    const fh = await this.openScanned();
+    try {
+      return await readEntry(fh, entry, maxBytes);
+    } finally {
+      await fh.close();
+    }
   }
 
   /** The tar entry holding a blob (links resolved); undefined for absent blobs and synthesized manifests. */
@@ -130,7 +164,7 @@ export class ArchiveStore implements Store {
 
   private async synthesizeManifest(image: DockerSaveEntry, where: string): Promise<Buffer> {
     const configEntry = this.entry(image.Config, `${where}.Config`);
-    const configRaw = await readEntry(this.path, configEntry, DEFAULT_MAX_DOCUMENT_BYTES);
+    const configRaw = await this.read(configEntry, DEFAULT_MAX_DOCUMENT_BYTES);
     const config = parseDocument(imageConfigSchema, configRaw, `${this.path}:${image.Config}`).value;
     const configDigest = digestOf(configRaw);
     this.addLegacyBlob(image.Config, configDigest, configEntry);
@@ -159,7 +193,7 @@ export class ArchiveStore implements Store {
   /** Compression is told by magic bytes (4 bytes read), since docker save keeps no media type. */
   private async sniffLayerType(entry: TarEntry): Promise<string> {
     const head = Buffer.alloc(4);
-    const fh = await open(this.path, 'r');
+    const fh = await this.openScanned();
     try {
       await fh.read(head, 0, Math.min(4, entry.size), entry.offset);
     } finally {
@@ -172,7 +206,10 @@ export class ArchiveStore implements Store {
 }
 
 export async function fileIdentity(path: string): Promise<string> {
-  const info = await stat(path);
+  return identityOf(await stat(path));
+}
+
+function identityOf(info: Stats): string {
   return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
 }
 

@@ -35,10 +35,17 @@ export interface Scenario {
 export interface Reference {
   old: TargetState;
   new: TargetState;
-  /** Median ms from spawn to the first write event, and from there to exit. */
-  startup: number;
-  writePhase: number;
+  /**
+   * Ms from spawn to the first write event, and from there to exit, of recent unkilled runs. Trials
+   * keep adding to them, so kill moments follow the machine's load instead of one calibration.
+   */
+  startups: number[];
+  writePhases: number[];
 }
+
+const recentMedian = (samples: number[]): number => median(samples.slice(-7));
+export const startupOf = (ref: Reference): number => recentMedian(ref.startups);
+export const writePhaseOf = (ref: Reference): number => Math.max(recentMedian(ref.writePhases), 5);
 
 /** index.json bytes for layouts changed in place, a whole-tree snapshot for new layouts, file bytes for tarballs. */
 type TargetState = { absent: true } | { index: Buffer; blobs: TreeSnapshot } | { tree: TreeSnapshot } | { bytes: Buffer };
@@ -76,7 +83,7 @@ export async function referenceRun(s: Scenario, ws: string, runs = 2): Promise<R
     startups.push((firstEvent ?? ended) - started);
     phases.push(ended - (firstEvent ?? ended));
   }
-  return { old: before!, new: after!, startup: median(startups), writePhase: Math.max(median(phases), 5) };
+  return { old: before!, new: after!, startups, writePhases: phases };
 }
 
 function median(values: number[]): number {
@@ -102,37 +109,48 @@ async function captureState(kind: TargetKind, target: string): Promise<TargetSta
 // ---------------------------------------------------------------------------
 
 export interface KillPlan {
-  /** Kill this many ms after the first write event, or after the spawn when `fromSpawn`. */
-  delayMs: number;
+  /** Kill after this fraction of the write phase (from the first write event), or of start-up when `fromSpawn`. */
+  fraction: number;
   fromSpawn: boolean;
 }
 
-/** Deterministic kill moments: four in five spread over the write phase, one in five over start-up (the phase is stretched by half to reach past the commit). */
-export function killPlans(ref: Reference, count: number, seed: number): KillPlan[] {
+/**
+ * Deterministic kill moments: four in five spread over the write phase (stretched by half, to reach
+ * past the commit), one in five around the end of start-up.
+ */
+export function killPlans(count: number, seed: number): KillPlan[] {
   const random = seededRandom(seed);
   return Array.from({ length: count }, (_, i) => (i % 5 === 4
-    ? { fromSpawn: true, delayMs: ref.startup * (0.6 + random() * 0.6) }
-    : { fromSpawn: false, delayMs: random() * ref.writePhase * 1.5 }));
+    ? { fromSpawn: true, fraction: 0.6 + random() * 0.6 }
+    : { fromSpawn: false, fraction: random() * 1.5 }));
 }
 
 /** Runs the command in a fresh workspace, kills it as planned, and checks what is left. */
 export async function killTrial(s: Scenario, ref: Reference, ws: string, plan: KillPlan, verifyCli: boolean): Promise<TrialOutcome> {
   await mkdir(ws, { recursive: true });
   await s.setup(ws);
+  const delayMs = plan.fraction * (plan.fromSpawn ? startupOf(ref) : writePhaseOf(ref));
+  const started = performance.now();
+  let firstEvent: number | undefined;
   const child = startOcikit(s.args(ws));
   const result = finish(child, s.args(ws));
   let timer: NodeJS.Timeout | undefined;
   const kill = () => {
-    timer = setTimeout(() => child.kill('SIGKILL'), plan.delayMs);
+    timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
   };
-  const watcher = watch(watchDirOf(s, ws));
+  const watcher = watch(watchDirOf(s, ws), () => (firstEvent ??= performance.now()));
   if (plan.fromSpawn) kill();
   else watcher.once('change', kill);
   const r = await result;
+  const ended = performance.now();
   watcher.close();
   clearTimeout(timer);
   const killed = r.signal === 'SIGKILL';
-  if (!killed) assert.equal(r.code, 0, `${s.name}: an unkilled run must succeed: ${describeRun(r)}`);
+  if (!killed) {
+    assert.equal(r.code, 0, `${s.name}: an unkilled run must succeed: ${describeRun(r)}`);
+    ref.startups.push((firstEvent ?? ended) - started);
+    ref.writePhases.push(ended - (firstEvent ?? ended));
+  }
   const outcome = await judgeTarget(s, ref, ws, killed);
   if (verifyCli && outcome.state === 'new' && s.kind.startsWith('layout')) await assertVerifies(s.target(ws));
   if (verifyCli && outcome.state === 'old' && s.kind === 'layout-in-place') await assertVerifies(s.target(ws));

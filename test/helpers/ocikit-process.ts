@@ -90,7 +90,7 @@ export function assertCleanError(r: RunResult, codes: number[] = [1, 2], mention
   assertNoCrash(r);
   const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
   assert.ok(lines.length >= 1, `a failure says why on stderr: ${describeRun(r)}`);
-  const errorLines = lines.filter((l) => l.startsWith('ocikit: '));
+  const errorLines = lines.filter((l) => l.startsWith('ocikit: ') && !l.startsWith('ocikit: warning'));
   assert.equal(errorLines.length, 1, `exactly one error line: ${describeRun(r)}`);
   if (mentions) assert.match(errorLines[0]!, mentions, describeRun(r));
 }

@@ -69,8 +69,6 @@ export interface JobDeps {
   /** The fzstd module, for runtimes whose zlib has no zstd. */
   zstd?: ZstdModule;
   progress(bytes: number): void;
-  /** A young-generation GC, where the runtime lets us ask for one (see fzstdDecoder). */
-  minorGc?: () => void;
 }
 
 export interface ChunkReader {
@@ -278,23 +276,10 @@ export function streamDecoder(stream: Zlib.Gunzip, sink: (chunk: Uint8Array) => 
   };
 }
 
-/**
- * fzstd allocates a fresh array for every block it decodes. V8 lets tens of MiB of such dead arrays
- * wait per thread before it collects them, so with one decoder per core peak memory would pass the
- * budget; a young-generation GC every 4 MiB of output (well under 1% of the decoding time) keeps
- * about 25 MiB less waiting per thread.
- */
+/** fzstd keeps references to its input, so the buffers it was given are never reused. */
 export function fzstdDecoder(deps: JobDeps, sink: (chunk: Uint8Array) => void): Decoder {
   if (!deps.zstd) throw new Error('no zstd decoder available');
-  let sinceGc = 0;
-  const decompress = new deps.zstd.Decompress((chunk) => {
-    sink(chunk);
-    sinceGc += chunk.length;
-    if (sinceGc >= 4 * 1024 * 1024 && deps.minorGc) {
-      sinceGc = 0;
-      deps.minorGc();
-    }
-  });
+  const decompress = new deps.zstd.Decompress((chunk) => sink(chunk));
   return {
     write: async (chunk) => {
       decompress.push(chunk, false);

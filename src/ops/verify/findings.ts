@@ -37,10 +37,6 @@ export class Findings {
     this.list.push(finding);
   }
 
-  has(rule: RuleId): boolean {
-    return this.list.some((f) => f.rule === rule);
-  }
-
   count(severity: Severity): number {
     return this.list.filter((f) => f.severity === severity).length;
   }

@@ -1,8 +1,6 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
 import {
@@ -35,9 +33,10 @@ export interface PoolJob {
  * Runs blob jobs across the cores. Two kinds of work:
  * - gzip layers (--deep): inflation runs on libuv's thread pool whichever thread drives it, so the
  *   main thread drives `jobs` of them at once. One JS heap then holds all the short-lived output
- *   buffers, which keeps peak memory low (each heap lets up to 64 MiB of them wait for a GC).
- * - everything else (hashing, uncompressed and fzstd layers) is CPU on the calling thread: the main
- *   thread and `jobs - 1` worker threads each take the next batch, largest first.
+ *   buffers, which keeps peak memory low (each heap lets tens of MiB of them wait for a GC).
+ * - zstd layers decoded by fzstd (pure JS): one at a time on the main thread (see laneOf).
+ * - everything else (hashing, uncompressed layers) is CPU on the calling thread: the main thread and
+ *   `jobs - 1` worker threads each take the next batch, largest first.
  */
 export class BlobPool {
   private readonly counter = new BigInt64Array(new SharedArrayBuffer(8));
@@ -53,15 +52,16 @@ export class BlobPool {
   async run(jobs: PoolJob[]): Promise<JobResult[]> {
     const results: JobResult[] = new Array(jobs.length);
     const largestFirst = jobs.map((_, i) => i).sort((a, b) => jobs[b]!.size - jobs[a]!.size);
-    const pooled = largestFirst.filter((i) => usesThreadPool(jobs[i]!.job)).map((i) => [i]);
-    const threadBound = largestFirst.filter((i) => !usesThreadPool(jobs[i]!.job));
+    const pooled = largestFirst.filter((i) => laneOf(jobs[i]!.job) === 'pooled').map((i) => [i]);
+    const serial = largestFirst.filter((i) => laneOf(jobs[i]!.job) === 'serial').map((i) => [i]);
+    const threadBound = largestFirst.filter((i) => laneOf(jobs[i]!.job) === 'any');
     const batches = batch(threadBound, (i) => jobs[i]!.size);
     const take = () => batches.shift();
     const takePooled = () => pooled.shift();
-    if (jobs.some((j) => j.job.kind === 'deep') && !hasNativeZstd()) exposeGc(); // before workers start: they inherit it
     const workers = this.workers.length ? this.workers : this.startWorkers(threadBound.reduce((sum, i) => sum + jobs[i]!.size, 0));
     const lanes: Array<Promise<void>> = [];
-    for (let k = 0; k < this.options.jobs; k++) lanes.push(this.mainLane(jobs, results, takePooled));
+    for (let k = 0; k < Number(process.env.XP_POOLED ?? this.options.jobs); k++) lanes.push(this.mainLane(jobs, results, takePooled));
+    lanes.push(this.mainLane(jobs, results, () => serial.shift()));
     if (!(this.options.workersOnly && workers.length)) lanes.push(this.mainLane(jobs, results, take));
     for (const worker of workers) lanes.push(this.workerLane(worker, jobs, results, take));
     await Promise.all(lanes);
@@ -119,9 +119,16 @@ export class BlobPool {
   }
 }
 
-/** Deep checks of layers whose media type says gzip: their inflation runs on libuv's pool. */
-function usesThreadPool(job: BlobJob): boolean {
-  return job.kind === 'deep' && job.hint === 'gzip';
+/**
+ * Where a job runs. gzip (and native zstd) layers: on the main thread, inflated on libuv's pool.
+ * zstd layers without native zstd: one at a time on the main thread, because fzstd leaves tens of MiB of
+ * dead arrays per thread between GCs and two heaps doing it at once pass the 150 MiB budget (measured
+ * 144-166 MiB on a 5 GiB layout, 102 MiB with one). Everything else: any thread.
+ */
+function laneOf(job: BlobJob): 'pooled' | 'serial' | 'any' {
+  if (job.kind !== 'deep') return 'any';
+  if (!process.env.XP_ANY && (job.hint === 'gzip' || (job.hint === 'zstd' && hasNativeZstd()))) return 'pooled';
+  return job.hint === 'zstd' ? 'serial' : 'any';
 }
 
 function ask(worker: Worker, jobs: BlobJob[]): Promise<JobResult[]> {
@@ -163,28 +170,12 @@ function batch(order: number[], sizeOf: (i: number) => number): number[][] {
 }
 
 let zstdModule: Promise<JobDeps['zstd']> | undefined;
-let gc: ((options?: object) => void) | undefined;
-
 const hasNativeZstd = () => typeof (zlib as { createZstdDecompress?: unknown }).createZstdDecompress === 'function';
-
-/**
- * Lets fzstd's decoders ask for young-generation GCs (fzstdDecoder says why). V8 flags are process-wide:
- * worker threads started afterwards get a global `gc`; this thread gets one from a fresh context.
- */
-function exposeGc(): void {
-  if (gc) return;
-  try {
-    setFlagsFromString('--expose-gc');
-    gc = runInNewContext('gc') as typeof gc;
-  } catch {
-    gc = undefined;
-  }
-}
 
 async function mainDeps(counter: BigInt64Array, deep: boolean): Promise<JobDeps> {
   const progress = (n: number) => Atomics.add(counter, 0, BigInt(n));
   const zstd = deep ? await (zstdModule ??= import('fzstd').then((m) => m as unknown as JobDeps['zstd'])) : undefined;
-  return { fs, crypto, zlib, zstd, progress, minorGc: gc && (() => gc!({ type: 'minor' })) };
+  return { fs, crypto, zlib, zstd, progress };
 }
 
 function fzstdPath(): string | undefined {
@@ -206,8 +197,6 @@ export function workerLoop(req: NodeJS.Require): void {
     zstd: workerData.fzstd ? req(workerData.fzstd as string) : undefined,
     progress: (n: number) => Atomics.add(counter, 0, BigInt(n)),
   };
-  const gc = (globalThis as { gc?: (options?: object) => void }).gc;
-  if (gc) deps.minorGc = () => gc({ type: 'minor' });
   const buffers = [Buffer.allocUnsafe(512 * 1024)];
   parentPort!.on('message', async (jobs: BlobJob[]) => {
     const results: JobResult[] = [];
