@@ -243,7 +243,7 @@ async function openArchive(path: string, kind: StoreKind | undefined, options: V
   const started = performance.now();
   const findings = new Findings();
   const fail = (message: string, reportKind: StoreKind) => {
-    findings.add('archive-invalid', message, { path: '' });
+    findings.add('archive-invalid', message, { path: '.' }); // the tarball itself
     const fake = { path, kind: reportKind } as Store;
     return { report: report(fake, findings, {}, { blobs: 0, bytes: 0 }, started, options) };
   };

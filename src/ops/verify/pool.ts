@@ -32,7 +32,7 @@ export interface PoolJob {
 /**
  * Runs blob jobs across the cores. Two kinds of work:
  * - gzip layers (--deep): inflation runs on libuv's thread pool whichever thread drives it, so the
- *   main thread drives `jobs` of them at once. One JS heap then holds all the short-lived output
+ *   main thread drives `jobs + 1` of them at once. One JS heap then holds all the short-lived output
  *   buffers, which keeps peak memory low (each heap lets tens of MiB of them wait for a GC).
  * - zstd layers decoded by fzstd (pure JS): one at a time on the main thread (see laneOf).
  * - everything else (hashing, uncompressed layers) is CPU on the calling thread: the main thread and
@@ -60,7 +60,8 @@ export class BlobPool {
     const takePooled = () => pooled.shift();
     const workers = this.workers.length ? this.workers : this.startWorkers(threadBound.reduce((sum, i) => sum + jobs[i]!.size, 0));
     const lanes: Array<Promise<void>> = [];
-    for (let k = 0; k < Number(process.env.XP_POOLED ?? this.options.jobs); k++) lanes.push(this.mainLane(jobs, results, takePooled));
+    // One stream more than cores: while one waits for the main thread, the others keep the pool busy (measured best).
+    for (let k = 0; k <= this.options.jobs; k++) lanes.push(this.mainLane(jobs, results, takePooled));
     lanes.push(this.mainLane(jobs, results, () => serial.shift()));
     if (!(this.options.workersOnly && workers.length)) lanes.push(this.mainLane(jobs, results, take));
     for (const worker of workers) lanes.push(this.workerLane(worker, jobs, results, take));
@@ -127,7 +128,7 @@ export class BlobPool {
  */
 function laneOf(job: BlobJob): 'pooled' | 'serial' | 'any' {
   if (job.kind !== 'deep') return 'any';
-  if (!process.env.XP_ANY && (job.hint === 'gzip' || (job.hint === 'zstd' && hasNativeZstd()))) return 'pooled';
+  if (job.hint === 'gzip' || (job.hint === 'zstd' && hasNativeZstd())) return 'pooled';
   return job.hint === 'zstd' ? 'serial' : 'any';
 }
 
