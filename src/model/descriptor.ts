@@ -36,6 +36,20 @@ export function refNameOf(descriptor: Descriptor): string | undefined {
   return descriptor.annotations?.[REF_NAME];
 }
 
+/** A full name (`example.com/app:v2`) is kept as containerd's image name beside the tag, as Docker 25+ does. */
+export function withRefName(d: Descriptor, tag: string): Descriptor {
+  const colon = tag.lastIndexOf(':');
+  if (!/[/:]/.test(tag) || colon < tag.lastIndexOf('/')) return { ...d, annotations: { ...d.annotations, [REF_NAME]: tag } };
+  return { ...d, annotations: { ...d.annotations, [CONTAINERD_IMAGE_NAME]: tag, [REF_NAME]: tag.slice(colon + 1) } };
+}
+
+/** Two index.json entries are the same entry when they carry the same tag, or are the same untagged content. */
+export function sameIndexEntry(a: Descriptor, b: Descriptor): boolean {
+  const ta = refNameOf(a);
+  const tb = refNameOf(b);
+  return ta !== undefined ? ta === tb : tb === undefined && a.digest === b.digest;
+}
+
 export function platformString(platform: Platform | undefined): string {
   if (!platform) return '';
   const base = `${platform.os}/${platform.architecture}`;

@@ -1,6 +1,6 @@
 import { OcikitError } from '../errors.js';
 import type { Digest } from '../model/digest.js';
-import { CONTAINERD_IMAGE_NAME, REF_NAME, pointTo, refNameOf, type Descriptor } from '../model/descriptor.js';
+import { pointTo, refNameOf, sameIndexEntry, withRefName, type Descriptor } from '../model/descriptor.js';
 import { serializeLike } from '../model/document.js';
 import type { ImageIndex } from '../model/image-index.js';
 import { mediaTypeInfo, toOciMediaType } from '../model/media-types.js';
@@ -80,14 +80,14 @@ export async function copy(source: Store, writer: StoreWriter, destIndex: ImageI
   result.referrers = referrers.map(copiedReferrer);
   result.danglingReferrers = referrers.filter((r) => result.converted.has(r.subject)).map((r) => ({ referrer: r.descriptor.digest, subject: r.subject }));
   if (wanted && !storable) result.referrersSkipped = referrersOf(all, reach.blobs.keys()).length;
-  const entries = dedupe([...images.map((d) => withTag(d, options.tag)), ...referrers.map(referrerEntry)]);
+  const entries = dedupe([...images.map((d) => (options.tag ? withRefName(d, options.tag) : d)), ...referrers.map(referrerEntry)]);
   await writer.commit(destinationIndex(destIndex, entries));
   return { ...result, entries };
 }
 
 /** The destination's index.json: its entries, but those the copy replaces, then the copied ones. */
 function destinationIndex(destIndex: ImageIndex | undefined, entries: Descriptor[]): Buffer {
-  const kept = (destIndex?.manifests ?? []).filter((d) => !entries.some((e) => sameEntry(d, e)));
+  const kept = (destIndex?.manifests ?? []).filter((d) => !entries.some((e) => sameIndexEntry(d, e)));
   return serializeLike({ ...(destIndex ?? { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json' }), manifests: [...kept, ...entries] });
 }
 
@@ -126,21 +126,6 @@ function dedupe(entries: Descriptor[]): Descriptor[] {
     seen.add(key);
     return true;
   });
-}
-
-/** A full name (`example/app:v2`) is kept as containerd's image name beside the tag, as Docker 25+ does. */
-function withTag(d: Descriptor, tag: string | undefined): Descriptor {
-  if (!tag) return d;
-  const colon = tag.lastIndexOf(':');
-  if (!/[/:]/.test(tag) || colon < tag.lastIndexOf('/')) return { ...d, annotations: { ...d.annotations, [REF_NAME]: tag } };
-  return { ...d, annotations: { ...d.annotations, [CONTAINERD_IMAGE_NAME]: tag, [REF_NAME]: tag.slice(colon + 1) } };
-}
-
-/** An entry is replaced when it carries the same tag, or is the same untagged content. */
-function sameEntry(a: Descriptor, b: Descriptor): boolean {
-  const ta = refNameOf(a);
-  const tb = refNameOf(b);
-  return ta !== undefined ? ta === tb : tb === undefined && a.digest === b.digest;
 }
 
 async function copyBlobs(source: Store, writer: StoreWriter, reach: Reachability, options: CopyOptions, result: CopyResult): Promise<void> {

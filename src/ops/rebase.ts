@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
 import { OcikitError } from '../errors.js';
 import { digestOf, isDigest, shortDigest, type Digest } from '../model/digest.js';
-import { CONTAINERD_IMAGE_NAME, REF_NAME, platformString, pointTo, refNameOf, type Annotations, type Descriptor } from '../model/descriptor.js';
+import { platformString, pointTo, sameIndexEntry, withRefName, type Annotations, type Descriptor } from '../model/descriptor.js';
 import { parseJson, serializeLike, type Doc } from '../model/document.js';
 import type { History } from '../model/image-config.js';
 import type { ImageIndex } from '../model/image-index.js';
@@ -400,9 +400,9 @@ async function resultIndex(
 ): Promise<Pick<Propagation, 'index' | 'replaced' | 'danglingReferrers'>> {
   const unchanged = { replaced: new Map<Digest, Digest>(), danglingReferrers: [] };
   if (output) {
-    const entry = output.tag ? withTag(after, output.tag) : after;
+    const entry = output.tag ? withRefName(after, output.tag) : after;
     const existing = output.index?.value;
-    const kept = (existing?.manifests ?? []).filter((d) => !sameEntry(d, entry));
+    const kept = (existing?.manifests ?? []).filter((d) => !sameIndexEntry(d, entry));
     const index = serializeLike({ ...(existing ?? { schemaVersion: 2, mediaType: MediaType.ociIndex }), manifests: [...kept, entry] }, output.index?.raw);
     return { index, ...unchanged };
   }
@@ -415,19 +415,6 @@ async function resultIndex(
   }
   const nested: Replacements = new Map([[plan.target.descriptor.digest, { digest: after.digest, size: after.size }]]);
   return propagate(plan.store, writer, index, nested);
-}
-
-/** A full name (`example.com/app:v2`) is kept as containerd's image name beside the tag, as `copy` does. */
-function withTag(d: Descriptor, tag: string): Descriptor {
-  const colon = tag.lastIndexOf(':');
-  if (!/[/:]/.test(tag) || colon < tag.lastIndexOf('/')) return { ...d, annotations: { ...d.annotations, [REF_NAME]: tag } };
-  return { ...d, annotations: { ...d.annotations, [CONTAINERD_IMAGE_NAME]: tag, [REF_NAME]: tag.slice(colon + 1) } };
-}
-
-function sameEntry(a: Descriptor, b: Descriptor): boolean {
-  const ta = refNameOf(a);
-  const tb = refNameOf(b);
-  return ta !== undefined ? ta === tb : tb === undefined && a.digest === b.digest;
 }
 
 /**

@@ -31,7 +31,7 @@
  * ```
  */
 import { availableParallelism } from 'node:os';
-import { lstat, open, stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OcikitError } from '../errors.js';
 import { REF_NAME, CONTAINERD_IMAGE_NAME, platformString, type Descriptor } from '../model/descriptor.js';
@@ -39,7 +39,7 @@ import { ArchiveStore } from '../store/archive.js';
 import { DirStore } from '../store/dir.js';
 import { parseReference, type Selector } from '../store/reference.js';
 import type { Store, StoreKind } from '../store/store.js';
-import { scanTar } from '../store/tar-format.js';
+import { looksLikeTar, scanTar } from '../store/tar-format.js';
 import { resolveTarget } from './resolve.js';
 import { checkContents, planContents, type Shard } from './verify/contents.js';
 import { DocumentWalk } from './verify/documents.js';
@@ -262,13 +262,3 @@ async function openArchive(path: string, kind: StoreKind | undefined, options: V
   }
 }
 
-async function looksLikeTar(path: string): Promise<boolean> {
-  const fh = await open(path, 'r');
-  try {
-    const header = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(header, 0, 512, 0);
-    return bytesRead === 512 && header.toString('latin1', 257, 262) === 'ustar';
-  } finally {
-    await fh.close();
-  }
-}

@@ -1,4 +1,5 @@
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { looksLikeTar } from './tar-format.js';
 import { OcikitError } from '../errors.js';
 import { ArchiveStore } from './archive.js';
 import { ArchiveWriter } from './archive-writer.js';
@@ -37,16 +38,6 @@ async function detectKind(path: string): Promise<StoreKind> {
   return archive.kind;
 }
 
-async function looksLikeTar(path: string): Promise<boolean> {
-  const fh = await open(path, 'r');
-  try {
-    const header = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(header, 0, 512, 0);
-    return bytesRead === 512 && header.toString('latin1', 257, 262) === 'ustar';
-  } finally {
-    await fh.close();
-  }
-}
 
 export interface WriterOptions extends LockOptions {
   /** The store being rewritten in place (archives carry its content over). */

@@ -756,3 +756,15 @@ export async function writeTar(dest: Writable, entries: TarWriteEntry[]): Promis
   }
   return writer.finish();
 }
+
+/** Whether a file starts with a ustar header (GNU and PAX archives do too). */
+export async function looksLikeTar(path: string): Promise<boolean> {
+  const fh = await open(path, 'r');
+  try {
+    const header = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(header, 0, 512, 0);
+    return bytesRead === 512 && header.toString('latin1', 257, 262) === 'ustar';
+  } finally {
+    await fh.close();
+  }
+}
