@@ -89,7 +89,7 @@ export class ArchiveWriter implements StoreWriter {
   private async write(index: Buffer): Promise<void> {
     const temp = tempPathFor(this.path);
     try {
-      const out = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
+      const out = createWriteStream(temp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });
       const tar = new TarWriter(out);
       for (const [name, blob] of await this.entries(index)) {
         if (this.interrupted) throw new OcikitError(`${this.path}: interrupted; the tarball was not written`);

@@ -70,7 +70,7 @@ export class ArchiveStore implements Store {
       await fh.close();
       return Readable.from([]);
     }
-    return fh.createReadStream({ start: entry.offset, end: entry.offset + entry.size - 1 });
+    return fh.createReadStream({ start: entry.offset, end: entry.offset + entry.size - 1, highWaterMark: 1 << 20 });
   }
 
   /**

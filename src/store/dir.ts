@@ -231,7 +231,7 @@ export class DirWriter implements StoreWriter {
     const target = await this.prepare(blob.digest);
     const temp = tempPathFor(target);
     try {
-      const out = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
+      const out = createWriteStream(temp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });
       await pipeline(await from.openBlob(blob.digest), verifiedBlob(blob, from.path), out);
       const fh = await open(temp, 'r');
       await fh.sync().finally(() => fh.close());

@@ -497,7 +497,7 @@ export async function readEntry(fhOrPath: FileHandle | string, entry: TarEntry, 
 
 export function entryStream(path: string, entry: TarEntry): Readable {
   if (entry.size === 0) return Readable.from([]);
-  return createReadStream(path, { start: entry.offset, end: entry.offset + entry.size - 1 });
+  return createReadStream(path, { start: entry.offset, end: entry.offset + entry.size - 1, highWaterMark: 1 << 20 });
 }
 
 // ---------------------------------------------------------------------------
@@ -599,6 +599,8 @@ function streamSink(dest: Writable, end: boolean): Sink {
   dest.on('error', (err) => (failure ??= err));
   const check = () => {
     if (failure !== undefined) throw failure;
+    // A write error destroys the stream before its 'error' event is emitted: report the cause, not the closing.
+    if (dest.errored) throw dest.errored;
     if (dest.destroyed || dest.writableEnded) throw new OcikitError('tar output stream is already closed');
   };
   return {
@@ -612,7 +614,7 @@ function streamSink(dest: Writable, end: boolean): Sink {
           else resolve();
         };
         const onDrain = () => done();
-        const onClose = () => done(failure ?? new OcikitError('tar output stream closed while writing'));
+        const onClose = () => done(failure ?? dest.errored ?? new OcikitError('tar output stream closed while writing'));
         dest.on('drain', onDrain).on('error', done).on('close', onClose);
       });
     },
