@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { blobPath } from '../src/model/digest.js';
 import { annotate, type AnnotateOptions, type AnnotateResult, type AnnotationChange } from '../src/ops/annotate.js';
 import { openStore, openWriter } from '../src/store/open.js';
 import { parseReference } from '../src/store/reference.js';
 import { buildImage, buildIndex, tagged, writeLayout, sampleImages } from '../testdata/builder.js';
 import { assertCleanError, describeRun, runOcikit } from './helpers/ocikit-process.js';
-import { archiveFixture, copyLayout, scratchDir } from './helpers/scratch.js';
+import { archiveFixture, copyLayout, scratchDir, workspace } from './helpers/scratch.js';
 import { diffTrees, snapshotTree } from './helpers/tree-snapshot.js';
 
 const s = sampleImages();
@@ -18,13 +18,6 @@ const SOURCE = 'org.opencontainers.image.source';
 const REVISION = 'org.opencontainers.image.revision';
 const CREATED = 'org.opencontainers.image.created';
 const BUILDINFO = 'moby.buildkit.buildinfo.v1';
-
-async function workspace(t: TestContext, ...layouts: string[]): Promise<(name: string) => string> {
-  const { dir, cleanup } = await scratchDir('annotate-derive');
-  t.after(cleanup);
-  for (const name of layouts) await copyLayout(name, join(dir, name));
-  return (name) => join(dir, name);
-}
 
 async function annotateRef(text: string, options: AnnotateOptions): Promise<AnnotateResult> {
   const ref = parseReference(text);
@@ -58,7 +51,7 @@ function multiStageApp(sources: Array<{ ref: string; pin: string }>) {
 }
 
 test('--from-labels copies all labels, or those with a prefix, and says where each came from', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate-derive', 'app');
   const dir = at('app');
   const some = await annotateRef(`oci:${dir}`, { fromLabels: ['org.opencontainers.', 'org.label-schema.vcs'] });
   assert.deepEqual(await manifestAnnotations(dir, some.newTarget), {
@@ -71,7 +64,7 @@ test('--from-labels copies all labels, or those with a prefix, and says where ea
 });
 
 test('--label-schema maps org.label-schema.* to OCI keys, never over a key the image states itself', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate-derive', 'app');
   const dir = at('app');
   const result = await annotateRef(`oci:${dir}`, { labelSchema: true });
   assert.deepEqual(await manifestAnnotations(dir, result.newTarget), { [CREATED]: '2024-01-01T00:00:00Z' });
@@ -93,7 +86,7 @@ test('--label-schema maps usage to documentation only when it is a URL', async (
 });
 
 test('--base proves the prefix and sets base.name and base.digest, with the proof in the output', async (t) => {
-  const at = await workspace(t, 'app', 'base');
+  const at = await workspace(t, 'annotate-derive', 'app', 'base');
   const r = await runOcikit(['annotate', `oci:${at('app')}`, '--base', `oci:${at('base')}:1.0`, '--base-name', 'registry.example.com/base', '--json']);
   assert.equal(r.code, 0, describeRun(r));
   const result = JSON.parse(r.stdout) as AnnotateResult;
@@ -106,7 +99,7 @@ test('--base proves the prefix and sets base.name and base.digest, with the proo
 });
 
 test('--base needs a name when the base is tagged only, and refuses a base that is not a prefix, naming the layer', async (t) => {
-  const at = await workspace(t, 'app', 'base', 'base-v2');
+  const at = await workspace(t, 'annotate-derive', 'app', 'base', 'base-v2');
   const before = await snapshotTree(at('app'));
   assertCleanError(await runOcikit(['annotate', `oci:${at('app')}`, '--base', `oci:${at('base')}`]), [2], /names itself only by the tag "1\.0"; pass --base-name/);
   const wrong = await runOcikit(['annotate', `oci:${at('app')}`, '--base', `oci:${at('base-v2')}`, '--base-name', 'example.com/base']);
@@ -115,7 +108,7 @@ test('--base needs a name when the base is tagged only, and refuses a base that 
 });
 
 test('--base from a docker-save tarball: layers compared by diff_id, name from its RepoTag', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate-derive', 'app');
   const tarball = await openStore(archiveFixture('app.docker.tar'));
   const manifest = (await tarball.readIndex()).value.manifests[0]!.digest;
   const result = await annotateRef(`oci:${at('app')}`, { base: { store: tarball, text: 'app.docker.tar' } });
@@ -148,7 +141,7 @@ test('--base-digest index takes the base index digest; a multi-platform image ge
 });
 
 test('--from-buildinfo: the one docker-image source in the config, or the provenance attestation of a platform', async (t) => {
-  const at = await workspace(t, 'app', 'multi');
+  const at = await workspace(t, 'annotate-derive', 'app', 'multi');
   const app = await annotateRef(`oci:${at('app')}`, { fromBuildinfo: true });
   assert.deepEqual(await manifestAnnotations(at('app'), app.newTarget), { [BASE_NAME]: 'docker.io/example/base:1.0', [BASE_DIGEST]: s.base.descriptor.digest });
   assert.match(change(app, BASE_NAME).source!, /the only docker-image source of the build; recorded in config label moby\.buildkit\.buildinfo\.v1/);
@@ -188,7 +181,7 @@ test('--from-buildinfo with several sources: stops and lists them, or picks by -
 });
 
 test('--from-buildpacks: run image for the base, project metadata for source and revision', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate-derive', 'app');
   const app = await annotateRef(`oci:${at('app')}`, { fromBuildpacks: true });
   assert.deepEqual(await manifestAnnotations(at('app'), app.newTarget), { [BASE_NAME]: 'example.com/base:1.0', [BASE_DIGEST]: s.base.descriptor.digest });
   assert.match(change(app, BASE_DIGEST).source!, /io\.buildpacks\.lifecycle\.metadata runImage\.reference example\.com\/base@sha256:/);
@@ -204,12 +197,12 @@ test('--from-buildpacks: run image for the base, project metadata for source and
   assert.equal(annotations[SOURCE], 'https://github.com/example/app');
   assert.equal(annotations[REVISION], '0123456789abcdef');
 
-  const none = await workspace(t, 'base');
+  const none = await workspace(t, 'annotate-derive', 'base');
   assertCleanError(await runOcikit(['annotate', `oci:${none('base')}`, '--from-buildpacks']), [1], /--from-buildpacks found nothing to derive: .*no io\.buildpacks\.lifecycle\.metadata/);
 });
 
 test('--created now follows SOURCE_DATE_EPOCH; config copies the config time; explicit --set wins over derived values', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate-derive', 'app');
   const dir = at('app');
   const r = await runOcikit(['annotate', `oci:${dir}`, '--created', 'now', '--json'], { env: { SOURCE_DATE_EPOCH: '1700000000' } });
   assert.equal(r.code, 0, describeRun(r));

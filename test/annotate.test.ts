@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { blobPath, digestOf } from '../src/model/digest.js';
 import { annotate, type AnnotateOptions, type AnnotateResult } from '../src/ops/annotate.js';
 import { loadImage } from '../src/ops/image.js';
@@ -11,18 +11,11 @@ import { parseReference } from '../src/store/reference.js';
 import { hexOf, sampleImages, tagged, writeLayout } from '../testdata/builder.js';
 import { assertCleanError, describeRun, runOcikit } from './helpers/ocikit-process.js';
 import { referrerLayout, artifact, SIGNATURE_TYPE } from './helpers/referrer-layout.js';
-import { copyLayout, scratchDir } from './helpers/scratch.js';
+import { scratchDir, workspace } from './helpers/scratch.js';
 import { diffTrees, snapshotTree, type TreeSnapshot } from './helpers/tree-snapshot.js';
 
 const s = sampleImages();
 const KEY = 'com.example.team';
-
-async function workspace(t: TestContext, ...layouts: string[]): Promise<(name: string) => string> {
-  const { dir, cleanup } = await scratchDir('annotate');
-  t.after(cleanup);
-  for (const name of layouts) await copyLayout(name, join(dir, name));
-  return (name) => join(dir, name);
-}
 
 /** The library entry point in place on a layout directory, as the CLI drives it. */
 async function annotateDir(dir: string, options: AnnotateOptions & { ref?: string } = {}): Promise<AnnotateResult> {
@@ -63,7 +56,7 @@ function changedFiles(before: TreeSnapshot, after: TreeSnapshot): { changed: str
 }
 
 test('set on an image manifest: a new manifest, index.json re-pointed, every other byte kept', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate', 'app');
   const dir = at('app');
   const before = await snapshotTree(dir);
   const oldRaw = await readFile(join(dir, blobPath(s.app.descriptor.digest)));
@@ -91,7 +84,7 @@ test('set on an image manifest: a new manifest, index.json re-pointed, every oth
 });
 
 test('metadata only: annotating in place never reads a layer (it works with every layer blob removed)', async (t) => {
-  const at = await workspace(t, 'app', 'base');
+  const at = await workspace(t, 'annotate', 'app', 'base');
   const { rm } = await import('node:fs/promises');
   for (const layer of s.app.layers) await rm(join(at('app'), blobPath(layer.descriptor.digest)));
   const result = await annotateDir(at('app'), {
@@ -102,7 +95,7 @@ test('metadata only: annotating in place never reads a layer (it works with ever
 });
 
 test('unset removes keys, and the annotations field when it empties; values already in place write nothing', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate', 'app');
   const dir = at('app');
   await annotateDir(dir, { set: { [KEY]: 'core', 'com.example.other': 'x' } });
   const afterSet = await snapshotTree(dir);
@@ -119,7 +112,7 @@ test('unset removes keys, and the annotations field when it empties; values alre
 });
 
 test('changed documents keep key order, indentation and unknown fields', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate', 'app');
   const dir = at('app');
   const { schemaVersion, ...rest } = s.app.manifest;
   const value = { schemaVersion, 'io.example.unknown': { kept: [1, 2] }, ...rest, annotations: { 'z.example.last': 'z', [KEY]: 'old' } };
@@ -137,7 +130,7 @@ test('changed documents keep key order, indentation and unknown fields', async (
 });
 
 test('multi-platform: --on manifest changes both platform manifests and the index; each platform still resolves', async (t) => {
-  const at = await workspace(t, 'multi');
+  const at = await workspace(t, 'annotate', 'multi');
   const dir = at('multi');
   const before = await snapshotTree(dir);
   const result = await annotateDir(dir, { set: { [KEY]: 'core' } });
@@ -165,7 +158,7 @@ test('multi-platform: --on manifest changes both platform manifests and the inde
 });
 
 test('--platform restricts the change to one platform; the other manifest descriptor is byte-identical', async (t) => {
-  const at = await workspace(t, 'multi');
+  const at = await workspace(t, 'annotate', 'multi');
   const dir = at('multi');
   const result = await annotateDir(dir, { set: { [KEY]: 'arm' }, platform: { os: 'linux', architecture: 'arm64' } });
   assert.deepEqual(result.changes.map((c) => c.platform), ['linux/arm64/v8']);
@@ -177,7 +170,7 @@ test('--platform restricts the change to one platform; the other manifest descri
 });
 
 test('--platform takes several platforms, refuses one the index lacks, and with --on descriptor marks their entries', async (t) => {
-  const at = await workspace(t, 'multi');
+  const at = await workspace(t, 'annotate', 'multi');
   const dir = at('multi');
   const both = await runOcikit(['annotate', `oci:${dir}`, '--platform', 'linux/amd64,linux/arm64', '--set', `${KEY}=x`, '--json']);
   assert.equal(both.code, 0, describeRun(both));
@@ -193,7 +186,7 @@ test('--platform takes several platforms, refuses one the index lacks, and with 
 });
 
 test('--on index annotates the index document only; --on descriptor only the index.json entry', async (t) => {
-  const at = await workspace(t, 'multi', 'app');
+  const at = await workspace(t, 'annotate', 'multi', 'app');
   const multi = at('multi');
   const before = await snapshotTree(multi);
   const onIndex = await annotateDir(multi, { on: 'index', set: { [KEY]: 'idx' } });
@@ -213,12 +206,12 @@ test('--on index annotates the index document only; --on descriptor only the ind
 });
 
 test('--on index refuses an image manifest', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate', 'app');
   await assert.rejects(annotateDir(at('app'), { on: 'index', set: { [KEY]: 'x' } }), /--on index: .* is an image manifest/);
 });
 
 test('--on all on a nested index: image, inner and outer index, and the entry; parents rewritten bottom-up once', async (t) => {
-  const at = await workspace(t, 'nested');
+  const at = await workspace(t, 'annotate', 'nested');
   const dir = at('nested');
   const result = await annotateDir(dir, { on: 'all', set: { [KEY]: 'all' } });
   assert.deepEqual(result.changes.map((c) => c.role).sort(), ['descriptor', 'index', 'index', 'manifest']);
@@ -231,7 +224,7 @@ test('--on all on a nested index: image, inner and outer index, and the entry; p
 });
 
 test('a nested target named by digest: --on descriptor annotates its entry in the index holding it', async (t) => {
-  const at = await workspace(t, 'nested');
+  const at = await workspace(t, 'annotate', 'nested');
   const dir = at('nested');
   const result = await annotateDir(dir, { ref: `@${s.nested.image.descriptor.digest}`, on: 'descriptor', set: { [KEY]: 'child' } });
   assert.equal(result.changes.length, 1);
@@ -243,7 +236,7 @@ test('a nested target named by digest: --on descriptor annotates its entry in th
 });
 
 test('Docker media types are refused, naming --oci-media-types, and converted in the same run with it', async (t) => {
-  const at = await workspace(t, 'docker-types');
+  const at = await workspace(t, 'annotate', 'docker-types');
   const dir = at('docker-types');
   const before = await snapshotTree(dir);
   const refused = await runOcikit(['annotate', `oci:${dir}`, '--set', `${KEY}=x`]);
@@ -264,7 +257,7 @@ test('Docker media types are refused, naming --oci-media-types, and converted in
 });
 
 test('--dry-run prints a diff of each changed document and writes nothing', async (t) => {
-  const at = await workspace(t, 'multi');
+  const at = await workspace(t, 'annotate', 'multi');
   const dir = at('multi');
   const before = await snapshotTree(dir);
   const r = await runOcikit(['annotate', `oci:${dir}`, '--on', 'all', '--set', `${KEY}=dry`, '--dry-run']);
@@ -277,7 +270,7 @@ test('--dry-run prints a diff of each changed document and writes nothing', asyn
 });
 
 test('referrers: reported dangling by default, re-pointed with --move-referrers (subject field)', async (t) => {
-  const at = await workspace(t, 'artifact');
+  const at = await workspace(t, 'annotate', 'artifact');
   const dir = at('artifact');
   const signature = s.artifact.artifact.descriptor.digest;
   const stay = await annotateDir(dir, { dryRun: true, ref: 'latest', set: { [KEY]: 'x' } });
@@ -326,7 +319,7 @@ test('referrers in every index.json convention: fallback tag, cosign tag, contai
 });
 
 test('BuildKit attestations in the index follow their image only with --move-referrers', async (t) => {
-  const at = await workspace(t, 'multi');
+  const at = await workspace(t, 'annotate', 'multi');
   const dir = at('multi');
   const amd64 = s.multi.amd64.descriptor.digest;
   const stay = await annotateDir(dir, { dryRun: true, set: { [KEY]: 'x' }, platform: { os: 'linux', architecture: 'amd64' } });
@@ -339,7 +332,7 @@ test('BuildKit attestations in the index follow their image only with --move-ref
 });
 
 test('value checks: known keys\' formats are errors unless --force; key style is a warning', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate', 'app');
   const dir = at('app');
   const before = await snapshotTree(dir);
   for (const [key, value, mention] of [
@@ -365,7 +358,7 @@ test('value checks: known keys\' formats are errors unless --force; key style is
 });
 
 test('--set-file reads a value from a file or stdin; -o writes elsewhere and leaves the source alone', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate', 'app');
   const dir = at('app');
   const { dir: out, cleanup } = await scratchDir('annotate-out');
   t.after(cleanup);
@@ -392,7 +385,7 @@ test('--set-file reads a value from a file or stdin; -o writes elsewhere and lea
 });
 
 test('-o into an existing layout keeps its other entries', async (t) => {
-  const at = await workspace(t, 'app', 'base');
+  const at = await workspace(t, 'annotate', 'app', 'base');
   const r = await runOcikit(['annotate', `oci:${at('app')}`, '--set', `${KEY}=x`, '-o', `oci:${at('base')}`]);
   assert.equal(r.code, 0, describeRun(r));
   const tags = (await readJson(at('base'), 'index.json')).manifests!.map((m) => m.annotations?.['org.opencontainers.image.ref.name']);
@@ -400,7 +393,7 @@ test('-o into an existing layout keeps its other entries', async (t) => {
 });
 
 test('the target must exist and unset/set may not clash', async (t) => {
-  const at = await workspace(t, 'app');
+  const at = await workspace(t, 'annotate', 'app');
   assertCleanError(await runOcikit(['annotate', `oci:${at('app')}:nope`, '--set', `${KEY}=x`]), [2], /no image tagged nope/);
   assertCleanError(await runOcikit(['annotate', `oci:${at('app')}`, '--set', `${KEY}=x`, '--unset', KEY]), [2], /both set and unset/);
   assertCleanError(await runOcikit(['annotate', `oci:${at('app')}`, '--set', 'novalue']), [2], /expected KEY=VALUE/);

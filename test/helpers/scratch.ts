@@ -2,6 +2,7 @@
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { buildImage, makeLayer, tagged, writeLayout } from '../../testdata/builder.js';
 import { TESTDATA } from './ocikit-process.js';
 
@@ -49,4 +50,12 @@ export async function writeBigLayout(dir: string, layers = 4, layerBytes = 1536 
     config: { Cmd: ['/bin/sh'] },
   });
   await writeLayout(dir, { manifests: [tagged(built.descriptor, 'big')], blobs: built.blobs });
+}
+
+/** Copies of the named fixture layouts in a temp dir removed after the test; returns a path resolver. */
+export async function workspace(t: TestContext, prefix: string, ...layouts: string[]): Promise<(name: string) => string> {
+  const { dir, cleanup } = await scratchDir(prefix);
+  t.after(cleanup);
+  for (const name of layouts) await copyLayout(name, join(dir, name));
+  return (name) => join(dir, name);
 }
