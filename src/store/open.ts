@@ -14,7 +14,8 @@ export async function openStore(ref: Reference | string): Promise<Store> {
   const kind = reference.kind ?? (await detectKind(reference.path));
   if (kind === 'oci') {
     const info = await stat(reference.path).catch(() => undefined);
-    if (!info?.isDirectory()) throw new OcikitError(`${reference.path}: not a directory`);
+    if (!info) throw new OcikitError(`${reference.path}: no such directory`);
+    if (!info.isDirectory()) throw new OcikitError(`${reference.path}: not a directory`);
     return new DirStore(reference.path);
   }
   const info = await stat(reference.path).catch(() => undefined);
