@@ -3,11 +3,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { blobPath } from '../src/model/digest.js';
-import { annotate, type AnnotateOptions, type AnnotateResult, type AnnotationChange } from '../src/ops/annotate.js';
-import { openStore, openWriter } from '../src/store/open.js';
-import { parseReference } from '../src/store/reference.js';
+import type { AnnotateResult, AnnotationChange } from '../src/ops/annotate.js';
+import { openStore } from '../src/store/open.js';
 import { buildImage, buildIndex, tagged, writeLayout, sampleImages } from '../testdata/builder.js';
 import { assertCleanError, describeRun, runOcikit } from './helpers/ocikit-process.js';
+import { annotateRef } from './helpers/annotate-run.js';
 import { archiveFixture, copyLayout, scratchDir, workspace } from './helpers/scratch.js';
 import { diffTrees, snapshotTree } from './helpers/tree-snapshot.js';
 
@@ -18,18 +18,6 @@ const SOURCE = 'org.opencontainers.image.source';
 const REVISION = 'org.opencontainers.image.revision';
 const CREATED = 'org.opencontainers.image.created';
 const BUILDINFO = 'moby.buildkit.buildinfo.v1';
-
-async function annotateRef(text: string, options: AnnotateOptions): Promise<AnnotateResult> {
-  const ref = parseReference(text);
-  const store = await openStore(ref);
-  const writer = await openWriter({ ...ref, selector: undefined }, { base: store });
-  try {
-    return await annotate(store, writer, { selector: ref.selector, ...options });
-  } catch (err) {
-    await writer.abort();
-    throw err;
-  }
-}
 
 async function manifestAnnotations(dir: string, digest: string): Promise<Record<string, string>> {
   return (JSON.parse(await readFile(join(dir, blobPath(digest)), 'utf8')) as { annotations?: Record<string, string> }).annotations ?? {};

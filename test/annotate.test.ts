@@ -3,14 +3,14 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { blobPath, digestOf } from '../src/model/digest.js';
-import { annotate, type AnnotateOptions, type AnnotateResult } from '../src/ops/annotate.js';
+import type { AnnotateOptions, AnnotateResult } from '../src/ops/annotate.js';
 import { loadImage } from '../src/ops/image.js';
 import { imagesOf, resolveTarget } from '../src/ops/resolve.js';
-import { openStore, openWriter } from '../src/store/open.js';
-import { parseReference } from '../src/store/reference.js';
+import { openStore } from '../src/store/open.js';
 import { hexOf, sampleImages, tagged, writeLayout } from '../testdata/builder.js';
 import { assertCleanError, describeRun, runOcikit } from './helpers/ocikit-process.js';
 import { referrerLayout, artifact, SIGNATURE_TYPE } from './helpers/referrer-layout.js';
+import { annotateRef } from './helpers/annotate-run.js';
 import { scratchDir, workspace } from './helpers/scratch.js';
 import { diffTrees, snapshotTree, type TreeSnapshot } from './helpers/tree-snapshot.js';
 
@@ -18,17 +18,8 @@ const s = sampleImages();
 const KEY = 'com.example.team';
 
 /** The library entry point in place on a layout directory, as the CLI drives it. */
-async function annotateDir(dir: string, options: AnnotateOptions & { ref?: string } = {}): Promise<AnnotateResult> {
-  const ref = parseReference(`oci:${dir}${options.ref ? `:${options.ref}` : ''}`);
-  const store = await openStore(ref);
-  if (options.dryRun) return annotate(store, undefined, { selector: ref.selector, ...options });
-  const writer = await openWriter({ ...ref, selector: undefined }, { base: store });
-  try {
-    return await annotate(store, writer, { selector: ref.selector, ...options });
-  } catch (err) {
-    await writer.abort();
-    throw err;
-  }
+function annotateDir(dir: string, options: AnnotateOptions & { ref?: string } = {}): Promise<AnnotateResult> {
+  return annotateRef(`oci:${dir}${options.ref ? `:${options.ref}` : ''}`, options);
 }
 
 async function readJson<T = Json>(dir: string, digestOrIndex: string): Promise<T> {

@@ -2,7 +2,7 @@ import { resolve as resolvePath } from 'node:path';
 import { OcikitError } from '../errors.js';
 import { checkAnnotation, ImageAnnotation, type AnnotationProblem, type Derivation, type DerivedAnnotation } from '../model/annotations.js';
 import { digestOf, shortDigest, type Digest } from '../model/digest.js';
-import { platformString, pointTo, REF_NAME, type Annotations, type Descriptor } from '../model/descriptor.js';
+import { platformString, pointTo, REF_NAME, refNameOf, sameIndexEntry, type Annotations, type Descriptor } from '../model/descriptor.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES, parseJson, serializeLike, type Doc } from '../model/document.js';
 import type { ImageIndex } from '../model/image-index.js';
 import { isIndexType, mediaTypeInfo, toOciMediaType } from '../model/media-types.js';
@@ -14,7 +14,7 @@ import { deriveFromBuildpacks } from './derive/buildpacks.js';
 import { deriveFromLabels, deriveLabelSchema } from './derive/labels.js';
 import { loadImage, type Image } from './image.js';
 import { imagesOf, platformMatches, resolveTarget, type PlatformImage, type PlatformSpec, type Target } from './resolve.js';
-import { CONTAINERD_SUBJECT, type ReferrerConvention } from './referrers.js';
+import { CONTAINERD_SUBJECT, parseReferrerTag, referrerTagFor, type ReferrerConvention } from './referrers.js';
 import { propagate, type Replacements } from './rewrite.js';
 import { jsonDiff } from './text-diff.js';
 import { readDocument, rootNodes, walk } from './walk.js';
@@ -648,9 +648,6 @@ function settleDescriptorDigests(changes: DocumentChange[], replaced: Map<Digest
 // Referrers
 // ---------------------------------------------------------------------------
 
-/** `sha256-<hex>` (OCI fallback tag) or `sha256-<hex>.sig` (cosign). */
-const FALLBACK_TAG = /^(sha256|sha512)-([a-f0-9]{64}|[a-f0-9]{128})(\.[a-z]+)?$/;
-
 /**
  * Referrers stored by index.json conventions: a `sha256-<hex>` fallback tag and containerd's subject
  * annotation. Moved by renaming the tag or rewriting the annotation.
@@ -661,12 +658,11 @@ function indexJsonReferrers(indexBytes: Buffer, replaced: Map<Digest, Digest>, m
   let changed = false;
   const manifests = index.manifests.map((d) => {
     let next = d;
-    const tag = FALLBACK_TAG.exec(d.annotations?.[REF_NAME] ?? '');
-    const tagSubject = tag ? `${tag[1]}:${tag[2]}` : undefined;
-    if (tag && tagSubject && replaced.has(tagSubject)) {
-      const newSubject = replaced.get(tagSubject)!;
-      links.push({ referrer: d.digest, subject: tagSubject, newSubject, convention: tag[3] ? 'cosign-tag' : 'fallback-tag', moved: move });
-      if (move) next = withAnnotations(next, { ...next.annotations, [REF_NAME]: `${newSubject.replace(':', '-')}${tag[3] ?? ''}` });
+    const tag = parseReferrerTag(refNameOf(d));
+    const newTagSubject = tag && replaced.get(tag.subject);
+    if (tag && newTagSubject) {
+      links.push({ referrer: d.digest, subject: tag.subject, newSubject: newTagSubject, convention: tag.convention, moved: move });
+      if (move) next = withAnnotations(next, { ...next.annotations, [REF_NAME]: referrerTagFor(newTagSubject, tag) });
     }
     const subject = d.annotations?.[CONTAINERD_SUBJECT];
     if (subject && replaced.has(subject)) {
@@ -702,11 +698,7 @@ async function subjectReferrers(store: Store, rootIndex: ImageIndex, replaced: M
 /** Writing into an existing layout: its entries stay unless the new index names the same tag (or content). */
 function mergeInto(dest: Doc<ImageIndex>, indexBytes: Buffer): Buffer {
   const entries = (parseJson(indexBytes, 'index.json') as ImageIndex).manifests;
-  const same = (a: Descriptor, b: Descriptor) => {
-    const ta = a.annotations?.[REF_NAME];
-    return ta !== undefined ? ta === b.annotations?.[REF_NAME] : b.annotations?.[REF_NAME] === undefined && a.digest === b.digest;
-  };
-  const kept = dest.value.manifests.filter((d) => !entries.some((e) => same(d, e)));
+  const kept = dest.value.manifests.filter((d) => !entries.some((e) => sameIndexEntry(d, e)));
   return serializeLike({ ...dest.value, manifests: [...kept, ...entries] }, dest.raw);
 }
 

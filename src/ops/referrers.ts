@@ -31,12 +31,30 @@ export interface Referrer {
   subjectField?: Digest;
 }
 
-const FALLBACK_TAG = /^(sha256|sha512)-([a-f0-9]{64,128})$/;
-const COSIGN_TAG = /^(sha256)-([a-f0-9]{64})\.[a-z]+$/;
+const REFERRER_TAG = /^(sha256-[a-f0-9]{64}|sha512-[a-f0-9]{128})(\.[a-z]+)?$/;
+
+/** What a tag says about referrers: `sha256-<hex>` (OCI fallback tag) or `sha256-<hex>.sig` (cosign). */
+export interface ReferrerTag {
+  subject: Digest;
+  convention: 'fallback-tag' | 'cosign-tag';
+  /** `.sig`, `.att`, `.sbom`: kept when the tag is renamed for a new subject. */
+  suffix: string;
+}
+
+export function parseReferrerTag(tag: string | undefined): ReferrerTag | undefined {
+  const m = REFERRER_TAG.exec(tag ?? '');
+  if (!m) return undefined;
+  return { subject: m[1]!.replace('-', ':'), convention: m[2] ? 'cosign-tag' : 'fallback-tag', suffix: m[2] ?? '' };
+}
+
+/** The tag that names the same referrers for a new subject digest. */
+export function referrerTagFor(subject: Digest, tag: ReferrerTag): string {
+  return `${subject.replace(':', '-')}${tag.suffix}`;
+}
 
 /** Whether an index.json entry only carries referrers (a fallback-tag index), rather than being one. */
 export function isFallbackTagEntry(d: Descriptor): boolean {
-  return isIndexType(d.mediaType) && FALLBACK_TAG.test(refNameOf(d) ?? '');
+  return isIndexType(d.mediaType) && parseReferrerTag(refNameOf(d))?.convention === 'fallback-tag';
 }
 
 /**
@@ -110,11 +128,9 @@ function matchesSubject(subject: Digest, wanted: Set<Digest>): boolean {
 }
 
 async function referrersListedBy(store: Store, d: Descriptor, entry: number): Promise<Referrer[]> {
-  const tag = refNameOf(d) ?? '';
-  const fallback = FALLBACK_TAG.exec(tag);
-  if (fallback && isIndexType(d.mediaType)) return fallbackTagReferrers(store, d, entry, `${fallback[1]}:${fallback[2]}`);
-  const cosign = COSIGN_TAG.exec(tag);
-  if (cosign) return [{ descriptor: d, subject: `${cosign[1]}:${cosign[2]}`, convention: 'cosign-tag', entry }];
+  const tag = parseReferrerTag(refNameOf(d));
+  if (tag?.convention === 'fallback-tag' && isIndexType(d.mediaType)) return fallbackTagReferrers(store, d, entry, tag.subject);
+  if (tag?.convention === 'cosign-tag') return [{ descriptor: d, subject: tag.subject, convention: 'cosign-tag', entry }];
   const subjectField = await subjectFieldOf(store, d);
   const annotated = d.annotations?.[CONTAINERD_SUBJECT];
   if (annotated !== undefined && isDigest(annotated)) {
