@@ -40,13 +40,21 @@ test('diff_id mismatch is found by --deep only, where the config says it', async
   assert.match(f.message, new RegExp(layer.diffId));
 });
 
+/** Both zstd decoders: the bundled pure-JS one, and the zstd program on PATH where there is one. */
+const ZSTD_DECODERS = [{ name: 'fzstd', zstdProgram: false as const }, ...(hasTool('zstd') ? [{ name: 'zstd program', zstdProgram: undefined }] : [])];
+
 test('zstd and uncompressed layers: diff_ids verified, mismatches found (fixture zstd uses raw blocks)', async (t) => {
   const { zstd } = sampleImages();
-  assert.deepEqual(rulesOf(await check(await imageLayout(t, zstd), { deep: true })), []);
+  for (const { name, zstdProgram } of ZSTD_DECODERS) {
+    assert.deepEqual(rulesOf(await check(await imageLayout(t, zstd), { deep: true, zstdProgram })), [], name);
+  }
   for (const compression of ['zstd', 'none'] as const) {
     const layer = makeLayer([{ path: 'z.txt', content: 'z\n'.repeat(100) }], compression);
-    assert.deepEqual(errorsOf(await deepRules(t, layer)), [], compression);
-    assert.deepEqual(errorsOf(await deepRules(t, layer, makeLayer([{ path: 'other' }]).diffId)), ['config-diffid-mismatch'], compression);
+    for (const { name, zstdProgram } of ZSTD_DECODERS) {
+      assert.deepEqual(errorsOf(await deepRules(t, layer, undefined, { zstdProgram })), [], `${compression} ${name}`);
+      const mismatch = await deepRules(t, layer, makeLayer([{ path: 'other' }]).diffId, { zstdProgram });
+      assert.deepEqual(errorsOf(mismatch), ['config-diffid-mismatch'], `${compression} ${name}`);
+    }
   }
 });
 
@@ -59,10 +67,22 @@ test('a layer compressed by the real zstd tool (compressed blocks, checksum) ver
   assert.equal(spawnSync('zstd', ['-q', '-19', '--check', join(dir, 'layer.tar'), '-o', join(dir, 'layer.zst')]).status, 0);
   const zst = await readFile(join(dir, 'layer.zst'));
   const layer: Layer = { tar, bytes: zst, compression: 'zstd', diffId: describeBlob(tar, 'x').digest, descriptor: describeBlob(zst, MediaType.ociLayerZstd) };
-  assert.deepEqual(rulesOf(await deepRules(t, layer)), []);
   const corrupt = Buffer.from(zst.subarray(0, Math.floor(zst.length * 0.6)));
   const broken: Layer = { ...layer, bytes: corrupt, descriptor: describeBlob(corrupt, MediaType.ociLayerZstd) };
-  assert.deepEqual(errorsOf(await deepRules(t, broken)), ['layer-decompress-failed']);
+  const flipped = Buffer.from(zst);
+  flipped[Math.floor(flipped.length / 2)]! ^= 0xff;
+  const garbled: Layer = { ...layer, bytes: flipped, descriptor: describeBlob(flipped, MediaType.ociLayerZstd) };
+  for (const { name, zstdProgram } of ZSTD_DECODERS) {
+    assert.deepEqual(rulesOf(await deepRules(t, layer, undefined, { zstdProgram })), [], name);
+    const report = await deepRules(t, broken, undefined, { zstdProgram });
+    assert.deepEqual(errorsOf(report), ['layer-decompress-failed'], name);
+    assert.doesNotMatch(report.findings[0]!.message, /\n/, name);
+    // fzstd does not check the frame checksum; the wrong output still shows as a diff_id mismatch.
+    const wrong = errorsOf(await deepRules(t, garbled, undefined, { zstdProgram }));
+    assert.ok(wrong.includes('layer-decompress-failed') || wrong.includes('config-diffid-mismatch'), `${name}: ${wrong}`);
+  }
+  // The option really routes zstd layers through the program: one that cannot start fails the layer.
+  assert.deepEqual(errorsOf(await deepRules(t, layer, undefined, { zstdProgram: '/nonexistent/zstd' })), ['layer-decompress-failed']);
 });
 
 test('compression is told by magic bytes, not the media type', async (t) => {

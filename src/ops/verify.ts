@@ -45,7 +45,7 @@ import { checkContents, planContents, type Shard } from './verify/contents.js';
 import { DocumentWalk } from './verify/documents.js';
 import { Findings, type Finding } from './verify/findings.js';
 import { checkBlobFiles, checkDockerSaveManifest, checkTopFiles } from './verify/layout.js';
-import { BlobPool } from './verify/pool.js';
+import { BlobPool, findZstdProgram } from './verify/pool.js';
 import { openSite, type Site } from './verify/site.js';
 
 export type { Finding } from './verify/findings.js';
@@ -69,6 +69,11 @@ export interface VerifyOptions {
   onProgress?: (done: number, total: number) => void;
   /** Below this many bytes to hash, no worker thread is started (it would cost more than it saves). */
   minWorkerBytes?: number;
+  /**
+   * --deep: a `zstd` program to decode zstd layers with where the runtime's zlib has no zstd (Node < 22.15);
+   * default the one on PATH, if any; false decodes with the bundled pure-JS decoder.
+   */
+  zstdProgram?: string | false;
 }
 
 export interface VerifySummary {
@@ -103,7 +108,9 @@ export async function verify(store: Store, options: VerifyOptions = {}): Promise
   const findings = new Findings();
   const site = await openSite(store);
   const jobs = Math.max(1, options.jobs ?? availableParallelism());
-  const pool = new BlobPool({ jobs, minWorkerBytes: options.minWorkerBytes ?? (options.deep ? DEFAULT_MIN_WORKER_BYTES / 4 : DEFAULT_MIN_WORKER_BYTES) });
+  const zstdProgram = options.deep && options.zstdProgram !== false ? (options.zstdProgram ?? findZstdProgram()) : undefined;
+  const minWorkerBytes = options.minWorkerBytes ?? (options.deep ? DEFAULT_MIN_WORKER_BYTES / 4 : DEFAULT_MIN_WORKER_BYTES);
+  const pool = new BlobPool({ jobs, minWorkerBytes, zstdProgram });
   if (!options.deep && !options.selector) pool.prestart(site.present().reduce((sum, d) => sum + site.blob(d).size, 0));
   try {
     const walk = new DocumentWalk(site, findings, { maxDepth: options.maxDepth ?? 32, dockerSave: store.kind === 'docker-archive' });

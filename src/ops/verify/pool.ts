@@ -1,10 +1,11 @@
+import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
 import {
-  createDecoder, deepCheckBlob, describe, fzstdDecoder, hashBlob, openReader, runJob, sniffCompression, streamDecoder,
+  createDecoder, deepCheckBlob, describe, fzstdDecoder, hashBlob, programDecoder, openReader, runJob, sniffCompression, streamDecoder,
   type BlobJob, type JobDeps, type JobResult,
 } from './blob-jobs.js';
 import { createTarChecker } from './layer-check.js';
@@ -22,6 +23,8 @@ export interface PoolOptions {
   minWorkerBytes?: number;
   /** Leave all thread-bound jobs to workers (tests use it to prove the worker program runs). */
   workersOnly?: boolean;
+  /** A `zstd` program for zstd layers where the runtime's zlib has none; fzstd otherwise. */
+  zstdProgram?: string;
 }
 
 export interface PoolJob {
@@ -52,9 +55,10 @@ export class BlobPool {
   async run(jobs: PoolJob[]): Promise<JobResult[]> {
     const results: JobResult[] = new Array(jobs.length);
     const largestFirst = jobs.map((_, i) => i).sort((a, b) => jobs[b]!.size - jobs[a]!.size);
-    const pooled = largestFirst.filter((i) => laneOf(jobs[i]!.job) === 'pooled').map((i) => [i]);
-    const serial = largestFirst.filter((i) => laneOf(jobs[i]!.job) === 'serial').map((i) => [i]);
-    const threadBound = largestFirst.filter((i) => laneOf(jobs[i]!.job) === 'any');
+    const lane = (i: number) => laneOf(jobs[i]!.job, this.options.zstdProgram !== undefined);
+    const pooled = largestFirst.filter((i) => lane(i) === 'pooled').map((i) => [i]);
+    const serial = largestFirst.filter((i) => lane(i) === 'serial').map((i) => [i]);
+    const threadBound = largestFirst.filter((i) => lane(i) === 'any');
     const batches = batch(threadBound, (i) => jobs[i]!.size);
     const take = () => batches.shift();
     const takePooled = () => pooled.shift();
@@ -82,7 +86,7 @@ export class BlobPool {
   private async mainLane(jobs: PoolJob[], results: JobResult[], take: () => number[] | undefined): Promise<void> {
     let b = take();
     if (!b) return;
-    const deps = await mainDeps(this.counter, jobs.some((j) => j.job.kind === 'deep'));
+    const deps = await mainDeps(this.counter, jobs.some((j) => j.job.kind === 'deep'), this.options.zstdProgram);
     const buffers = [Buffer.allocUnsafe(HASH_BUFFER)];
     for (; b; b = take()) {
       for (const i of b) results[i] = await runJob(jobs[i]!.job, deps, buffers);
@@ -121,14 +125,15 @@ export class BlobPool {
 }
 
 /**
- * Where a job runs. gzip (and native zstd) layers: on the main thread, inflated on libuv's pool.
- * zstd layers without native zstd: one at a time on the main thread, because fzstd leaves tens of MiB of
+ * Where a job runs. gzip (and native zstd) layers: on the main thread, inflated on libuv's pool; zstd
+ * layers piped through a zstd program likewise, the program doing the work.
+ * zstd layers decoded by fzstd: one at a time on the main thread, because fzstd leaves tens of MiB of
  * dead arrays per thread between GCs and two heaps doing it at once pass the 150 MiB budget (measured
  * 144-166 MiB on a 5 GiB layout, 102 MiB with one). Everything else: any thread.
  */
-function laneOf(job: BlobJob): 'pooled' | 'serial' | 'any' {
+function laneOf(job: BlobJob, zstdProgram: boolean): 'pooled' | 'serial' | 'any' {
   if (job.kind !== 'deep') return 'any';
-  if (job.hint === 'gzip' || (job.hint === 'zstd' && hasNativeZstd())) return 'pooled';
+  if (job.hint === 'gzip' || (job.hint === 'zstd' && (hasNativeZstd() || zstdProgram))) return 'pooled';
   return job.hint === 'zstd' ? 'serial' : 'any';
 }
 
@@ -173,10 +178,28 @@ function batch(order: number[], sizeOf: (i: number) => number): number[][] {
 let zstdModule: Promise<JobDeps['zstd']> | undefined;
 const hasNativeZstd = () => typeof (zlib as { createZstdDecompress?: unknown }).createZstdDecompress === 'function';
 
-async function mainDeps(counter: BigInt64Array, deep: boolean): Promise<JobDeps> {
+async function mainDeps(counter: BigInt64Array, deep: boolean, zstdProgram: string | undefined): Promise<JobDeps> {
   const progress = (n: number) => Atomics.add(counter, 0, BigInt(n));
   const zstd = deep ? await (zstdModule ??= import('fzstd').then((m) => m as unknown as JobDeps['zstd'])) : undefined;
-  return { fs, crypto, zlib, zstd, progress };
+  const deps: JobDeps = { fs, crypto, zlib, zstd, progress };
+  if (deep && zstdProgram !== undefined) deps.zstdProgram = { path: zstdProgram, spawn };
+  return deps;
+}
+
+/** The `zstd` program on PATH, as containerd looks for unpigz: an accelerator, never a requirement. */
+export function findZstdProgram(): string | undefined {
+  if (hasNativeZstd()) return undefined;
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (!dir.startsWith('/')) continue; // a relative PATH entry would run whatever the layout's cwd holds
+    const candidate = `${dir}/zstd`;
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
 }
 
 function fzstdPath(): string | undefined {
@@ -215,7 +238,7 @@ let source: string | undefined;
 function workerSource(): string {
   const functions = [
     createTarChecker, runJob, openReader, hashBlob, sniffCompression, deepCheckBlob, describe, createDecoder,
-    streamDecoder, fzstdDecoder, workerLoop,
+    streamDecoder, programDecoder, fzstdDecoder, workerLoop,
   ];
   source ??= `'use strict';\nvar __name = (f) => f;\n${functions.map((f) => f.toString()).join('\n')}\n${workerLoop.name}(require);\n`;
   return source;
