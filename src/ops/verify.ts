@@ -165,7 +165,7 @@ function reportUnreferenced(site: Site, referenced: Map<string, string[]>, findi
   for (const digest of site.present()) {
     if (referenced.has(digest)) continue;
     const path = site.blob(digest).path;
-    findings.add('blob-unreferenced', `${path} is not referenced from index.json`, { path, digest });
+    findings.add('blob-unreferenced', 'nothing reachable from index.json points to this blob', { path, digest });
   }
 }
 
