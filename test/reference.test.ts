@@ -30,3 +30,16 @@ test('an empty reference or a transport without path is a usage error', () => {
   assert.throws(() => parseReference(''), /empty image reference/);
   assert.throws(() => parseReference('oci:'), /no path/);
 });
+
+test('NAME:TAG without a slash is a tag, not a digest with algorithm NAME', () => {
+  assert.deepEqual(parseReference('docker-archive:bb.tar:busybox:latest'), {
+    kind: 'docker-archive', path: 'bb.tar', selector: { tag: 'busybox:latest' }, text: 'docker-archive:bb.tar:busybox:latest',
+  });
+  assert.deepEqual(parseReference('oci-archive:x.tar:myapp:v1').selector, { tag: 'myapp:v1' });
+  assert.deepEqual(parseReference('oci:o:myapp:v1').selector, { tag: 'myapp:v1' });
+  assert.deepEqual(parseReference('oci:o:sha256:abc').selector, { tag: 'sha256:abc' }, 'too short for a sha256 digest: a name and tag');
+  assert.deepEqual(parseReference(`oci:o:${digest}`).selector, { digest });
+  const sha512 = `sha512:${'b'.repeat(128)}`;
+  assert.deepEqual(parseReference(`oci-archive:x.tar:${sha512}`).selector, { digest: sha512 });
+  assert.deepEqual(parseReference('oci:o:@myalg:abc').selector, { digest: 'myalg:abc' }, 'with @ any well-formed algorithm is a digest');
+});

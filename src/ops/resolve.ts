@@ -23,7 +23,9 @@ export async function resolveTarget(store: Store, selector: Selector | undefined
 }
 
 function byTag(store: Store, index: ImageIndex, tag: string): Target {
-  const matches = index.manifests.flatMap((d, position) => (namesOf(d).some((n) => sameName(n, tag)) ? [{ descriptor: d, position }] : []));
+  let matches = entriesNamed(index, tag);
+  // skopeo reads `docker-archive:FILE:NAME` as NAME:latest.
+  if (matches.length === 0 && store.kind === 'docker-archive' && !hasTagPart(tag)) matches = entriesNamed(index, `${tag}:latest`);
   const digests = new Set(matches.map((m) => m.descriptor.digest));
   if (digests.size > 1) throw new OcikitError(`${store.path}: tag ${tag} is ambiguous: it names ${[...digests].map(shortDigest).join(', ')}`);
   if (matches.length === 0) throw new OcikitError(`${store.path}: no image tagged ${tag}${tagList(index)}`);
@@ -64,6 +66,14 @@ async function withoutReferrers(store: Store, candidates: Target[]): Promise<Tar
 
 function distinct(targets: Target[]): number {
   return new Set(targets.map((t) => t.descriptor.digest)).size;
+}
+
+function entriesNamed(index: ImageIndex, tag: string): Target[] {
+  return index.manifests.flatMap((d, position) => (namesOf(d).some((n) => sameName(n, tag)) ? [{ descriptor: d, position }] : []));
+}
+
+function hasTagPart(name: string): boolean {
+  return name.lastIndexOf(':') > name.lastIndexOf('/');
 }
 
 function namesOf(d: Descriptor): string[] {

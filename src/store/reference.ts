@@ -53,7 +53,15 @@ function selectorOf(ref: string): Selector | undefined {
     if (!isDigest(digest)) throw new OcikitError(`invalid digest reference ${JSON.stringify(ref)}`);
     return { digest };
   }
-  return isDigest(ref) ? { digest: ref } : { tag: ref };
+  return isPlainDigest(ref) ? { digest: ref } : { tag: ref };
+}
+
+/**
+ * Without `@`, only a digest that cannot be a `NAME:TAG` counts as one: `myapp:v1` also fits the digest
+ * grammar (algorithm `myapp`), and skopeo reads it as a name and tag.
+ */
+function isPlainDigest(ref: string): boolean {
+  return /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/.test(ref);
 }
 
 export function selectorText(selector: Selector | undefined): string {
