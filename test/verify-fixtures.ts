@@ -6,7 +6,7 @@ import type { TestContext } from 'node:test';
 import { verifyRef, type VerifyOptions, type VerifyReport } from '../src/ops/verify.js';
 import type { Descriptor } from '../src/model/descriptor.js';
 import {
-  blob, buildImage, makeLayer, tagged, writeLayout, type Blob, type BuiltImage, type ImageSpec, type LayoutSpec,
+  blob, buildImage, makeLayer, makeTar, tagged, writeLayout, type Blob, type BuiltImage, type ImageSpec, type LayoutSpec,
 } from '../testdata/builder.js';
 
 export async function tempDir(t: TestContext, prefix = 'ocikit-verify-'): Promise<string> {
@@ -64,4 +64,61 @@ export function withManifest(
   const bytes = Buffer.from(text(JSON.stringify(manifest)));
   const b = blob(bytes, image.descriptor.mediaType, image.descriptor.platform ? { platform: image.descriptor.platform } : {});
   return { descriptor: b.descriptor, blobs: [b, image.configBlob, ...image.layers] };
+}
+
+const BLOCK = 512;
+
+/** Recomputes a tar header's checksum after its bytes were changed. */
+export function sealHeader(block: Buffer): Buffer {
+  block.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of block.subarray(0, BLOCK)) sum += b;
+  block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
+  return block;
+}
+
+/** `tar` (ustar, from makeTar) with the name field of entry `n` set to raw bytes, such as names that are not UTF-8. */
+export function renameTarEntry(tar: Buffer, n: number, name: Buffer): Buffer {
+  const out = Buffer.from(tar);
+  let at = 0;
+  for (let i = 0; i < n; i++) at += BLOCK + Math.ceil(parseInt(out.toString('latin1', at + 124, at + 135), 8) / BLOCK) * BLOCK;
+  const header = out.subarray(at, at + BLOCK);
+  header.fill(0, 0, 100);
+  name.copy(header, 0);
+  sealHeader(header);
+  return out;
+}
+
+/**
+ * An old-GNU sparse entry ('S') whose map of `segments` data runs overflows the header's 4 slots into
+ * extension blocks (21 slots each), followed by a plain file `after` and the end marker.
+ */
+export function gnuSparseTar(name: string, segments: number, after = 'after.txt'): Buffer {
+  const runs = Array.from({ length: segments }, (_, i) => ({ offset: i * 65536, size: 512 }));
+  const field = (block: Buffer, value: number, start: number, width: number) => block.write(`${value.toString(8).padStart(width - 1, '0')}\0`, start, width, 'latin1');
+  const header = Buffer.alloc(BLOCK);
+  header.write(name, 0, 100, 'utf8');
+  field(header, 0o644, 100, 8);
+  field(header, 0, 108, 8);
+  field(header, 0, 116, 8);
+  field(header, runs.length * 512, 124, 12); // the data stored, not the realsize
+  field(header, 0, 136, 12);
+  header.write('S', 156, 'latin1');
+  header.write('ustar  \0', 257, 'latin1');
+  const slot = (block: Buffer, at: number, run: { offset: number; size: number }) => {
+    field(block, run.offset, at, 12);
+    field(block, run.size, at + 12, 12);
+  };
+  runs.slice(0, 4).forEach((run, i) => slot(header, 386 + i * 24, run));
+  header[482] = runs.length > 4 ? 1 : 0;
+  field(header, runs.at(-1)!.offset + 512, 483, 12);
+  const extensions: Buffer[] = [];
+  for (let i = 4; i < runs.length; i += 21) {
+    const block = Buffer.alloc(BLOCK);
+    runs.slice(i, i + 21).forEach((run, j) => slot(block, j * 24, run));
+    block[504] = i + 21 < runs.length ? 1 : 0;
+    extensions.push(block);
+  }
+  const data = Buffer.alloc(runs.length * 512, 'd');
+  return Buffer.concat([sealHeader(header), ...extensions, data, makeTar([{ path: after, content: 'x' }])]);
 }

@@ -30,12 +30,14 @@ export function createTarChecker(maxIssues = 50): TarChecker {
   const HEADER_ONLY = '123456';
   const header = new Uint8Array(BLOCK);
   const utf8 = new TextDecoder('utf-8');
+  // WHATWG's latin1 is windows-1252: still one distinct code point per byte, so its strings key names
+  // by their exact bytes (a UTF-8 decode maps every invalid byte to U+FFFD, making distinct names equal).
   const latin1 = new TextDecoder('latin1');
   const names = new Set<string>();
   const issues: TarIssue[] = [];
   let dropped = 0;
   let entries = 0;
-  let mode: 'header' | 'skip' | 'meta' | 'end' | 'dead' = 'header';
+  let mode: 'header' | 'sparse' | 'skip' | 'meta' | 'end' | 'dead' = 'header';
   let filled = 0; // bytes of `header` (or of `meta`) collected so far
   let skip = 0; // bytes left to skip in 'skip' mode
   let padding = 0; // how many of those are block padding after an entry's content
@@ -43,7 +45,7 @@ export function createTarChecker(maxIssues = 50): TarChecker {
   let meta: Uint8Array = new Uint8Array(0);
   let metaType = '';
   let metaPadding = 0;
-  let pending: { path?: string; linkpath?: string; size?: number } = {};
+  let pending: { path?: Uint8Array; linkpath?: Uint8Array; size?: number } = {};
   let current = ''; // the entry whose content is being skipped, for messages
   let offset = 0; // of the stream, for messages
   let sawEnd = false;
@@ -54,10 +56,11 @@ export function createTarChecker(maxIssues = 50): TarChecker {
     else dropped++;
   };
 
-  const cString = (bytes: Uint8Array, start: number, end: number, decoder = utf8) => {
+  /** The bytes of a NUL-terminated field, copied (the header buffer is reused). */
+  const cString = (bytes: Uint8Array, start: number, end: number) => {
     let stop = start;
     while (stop < end && bytes[stop] !== 0) stop++;
-    return decoder.decode(bytes.subarray(start, stop));
+    return bytes.slice(start, stop);
   };
 
   const number = (start: number, end: number): number | undefined => {
@@ -88,17 +91,19 @@ export function createTarChecker(maxIssues = 50): TarChecker {
     return true;
   };
 
-  const checkName = (raw: string, typeflag: string, size: number, linkname: string) => {
-    const shown = JSON.stringify(raw);
+  const checkName = (bytes: Uint8Array, typeflag: string, size: number, linkBytes: Uint8Array) => {
+    const raw = latin1.decode(bytes);
+    const text = utf8.decode(bytes); // for messages only; its '/' sit where raw's do
+    const shown = JSON.stringify(text);
     if (raw.startsWith('/')) report('layer-tar-absolute-path', `entry ${shown} has an absolute path`);
     const segments = raw.split('/').filter((s) => s !== '' && s !== '.');
     if (segments.includes('..')) report('layer-tar-path-traversal', `entry ${shown} has a ".." path segment`);
-    if (typeflag === '1' && linkname.split('/').includes('..')) {
-      report('layer-tar-path-traversal', `hardlink ${shown} points to ${JSON.stringify(linkname)}, which has a ".." segment`);
+    if (typeflag === '1' && latin1.decode(linkBytes).split('/').includes('..')) {
+      report('layer-tar-path-traversal', `hardlink ${shown} points to ${JSON.stringify(utf8.decode(linkBytes))}, which has a ".." segment`);
     }
     const name = segments.join('/');
     if (name === '') return;
-    if (names.has(name)) report('layer-tar-duplicate-path', `path ${JSON.stringify(name)} occurs more than once`);
+    if (names.has(name)) report('layer-tar-duplicate-path', `path ${JSON.stringify(text.split('/').filter((s) => s !== '' && s !== '.').join('/'))} occurs more than once`);
     names.add(name);
     const base = segments[segments.length - 1]!;
     if (!base.startsWith('.wh.')) return;
@@ -124,13 +129,13 @@ export function createTarChecker(maxIssues = 50): TarChecker {
           mode = 'dead';
           return;
         }
-        const record = utf8.decode(meta.subarray(space + 1, i + length - 1));
-        const eq = record.indexOf('=');
-        const key = record.slice(0, eq);
+        const record = meta.subarray(space + 1, i + length - 1);
+        const eq = record.indexOf(0x3d);
+        const key = latin1.decode(record.subarray(0, eq));
         const value = record.slice(eq + 1);
         if (key === 'path') pending.path = value;
         else if (key === 'linkpath') pending.linkpath = value;
-        else if (key === 'size' && /^\d+$/.test(value)) pending.size = Number(value);
+        else if (key === 'size' && /^\d+$/.test(latin1.decode(value))) pending.size = Number(latin1.decode(value));
         i += length;
       }
     }
@@ -156,8 +161,8 @@ export function createTarChecker(maxIssues = 50): TarChecker {
       return;
     }
     const ustar = latin1.decode(header.subarray(257, 263)) === 'ustar\0';
-    const prefix = ustar ? cString(header, 345, 500) : '';
-    const rawName = prefix ? `${prefix}/${cString(header, 0, 100)}` : cString(header, 0, 100);
+    const prefix = ustar ? cString(header, 345, 500) : new Uint8Array(0);
+    const rawName = prefix.length ? new Uint8Array([...prefix, 0x2f, ...cString(header, 0, 100)]) : cString(header, 0, 100);
     if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
       if (size > MAX_META) {
         report('layer-tar-invalid', `extended header at byte ${at} is ${size} bytes, over the ${MAX_META}-byte limit`);
@@ -173,15 +178,23 @@ export function createTarChecker(maxIssues = 50): TarChecker {
     }
     const name = pending.path ?? rawName;
     const linkname = pending.linkpath ?? cString(header, 157, 257);
+    // For a GNU sparse file ('S') the size field counts the data stored, not the file's realsize.
     const contentSize = HEADER_ONLY.includes(typeflag) ? 0 : (pending.size ?? size);
     pending = {};
     entryPending = false;
     entries++;
-    current = name;
+    current = utf8.decode(name);
     checkName(name, typeflag, contentSize, linkname);
     skip = Math.ceil(contentSize / BLOCK) * BLOCK;
     padding = skip - contentSize;
-    mode = skip > 0 ? 'skip' : 'header';
+    // Old GNU sparse headers that overflow their 4 map slots continue in 512-byte extension blocks,
+    // each flagging (byte 504) whether another follows, before the entry's data.
+    if (typeflag === 'S' && header[482] !== 0) mode = 'sparse';
+    else mode = skip > 0 ? 'skip' : 'header';
+  };
+
+  const onSparseBlock = () => {
+    if (header[504] === 0) mode = skip > 0 ? 'skip' : 'header';
   };
 
   const push = (chunk: Uint8Array) => {
@@ -194,7 +207,7 @@ export function createTarChecker(maxIssues = 50): TarChecker {
         i += n;
         offset += n;
         if (skip === 0) mode = 'header';
-      } else if (mode === 'header') {
+      } else if (mode === 'header' || mode === 'sparse') {
         const n = Math.min(BLOCK - filled, chunk.length - i);
         header.set(chunk.subarray(i, i + n), filled);
         filled += n;
@@ -202,7 +215,8 @@ export function createTarChecker(maxIssues = 50): TarChecker {
         offset += n;
         if (filled === BLOCK) {
           filled = 0;
-          onHeader();
+          if (mode === 'header') onHeader();
+          else onSparseBlock();
         }
       } else if (mode === 'meta') {
         const n = Math.min(meta.length - filled, chunk.length - i);
@@ -235,7 +249,7 @@ export function createTarChecker(maxIssues = 50): TarChecker {
   const end = (): TarReport => {
     if (mode === 'skip' && skip <= padding && !entryPending) {
       report('layer-tar-no-end-marker', `the tar ends after the content of entry ${JSON.stringify(current)}, without padding or an end-of-archive marker`);
-    } else if (mode === 'skip' || mode === 'meta' || (mode === 'header' && filled > 0)) {
+    } else if (mode === 'skip' || mode === 'meta' || mode === 'sparse' || (mode === 'header' && filled > 0)) {
       report('layer-tar-truncated', `the tar ends inside ${mode === 'header' ? 'a header' : `entry ${JSON.stringify(current)}`} at byte ${offset}`);
     } else if (mode === 'header' && entryPending) {
       report('layer-tar-truncated', `the tar ends after an extended header, before its entry, at byte ${offset}`);
