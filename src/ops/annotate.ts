@@ -2,10 +2,10 @@ import { resolve as resolvePath } from 'node:path';
 import { OcikitError } from '../errors.js';
 import { checkAnnotation, ImageAnnotation, type AnnotationProblem, type Derivation, type DerivedAnnotation } from '../model/annotations.js';
 import { digestOf, shortDigest, type Digest } from '../model/digest.js';
-import { platformString, pointTo, REF_NAME, refNameOf, sameIndexEntry, type Annotations, type Descriptor } from '../model/descriptor.js';
+import { CONTAINERD_IMAGE_NAME, platformString, pointTo, REF_NAME, refNameOf, sameIndexEntry, type Annotations, type Descriptor } from '../model/descriptor.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES, parseJson, serializeLike, type Doc } from '../model/document.js';
 import type { ImageIndex } from '../model/image-index.js';
-import { isIndexType, mediaTypeInfo, toOciMediaType } from '../model/media-types.js';
+import { isIndexType, MediaType, mediaTypeInfo, toOciMediaType } from '../model/media-types.js';
 import type { Selector } from '../store/reference.js';
 import type { BlobRef, Store, StoreWriter } from '../store/store.js';
 import { deriveFromBase, platformOf, type BaseSource } from './derive/base.js';
@@ -14,8 +14,8 @@ import { deriveFromBuildpacks } from './derive/buildpacks.js';
 import { deriveFromLabels, deriveLabelSchema } from './derive/labels.js';
 import { loadImage, type Image } from './image.js';
 import { imagesOf, platformMatches, resolveTarget, type PlatformImage, type PlatformSpec, type Target } from './resolve.js';
-import { CONTAINERD_SUBJECT, parseReferrerTag, referrerTagFor, type ReferrerConvention } from './referrers.js';
-import { propagate, type Replacements } from './rewrite.js';
+import { CONTAINERD_SUBJECT, listReferrers, parseReferrerTag, referrersOf, referrerTagFor, type Referrer, type ReferrerConvention } from './referrers.js';
+import { propagate, retagged, type Replacements } from './rewrite.js';
 import { jsonDiff } from './text-diff.js';
 import { readDocument, rootNodes, walk } from './walk.js';
 
@@ -55,8 +55,15 @@ export interface AnnotateOptions {
   force?: boolean;
   /** Work everything out, write nothing, and return a diff of each changed document. */
   dryRun?: boolean;
-  /** An existing destination layout's index (writing with -o into it): its other entries are kept. */
-  destIndex?: Doc<ImageIndex>;
+  /** Writing with -o: to another tag of the same layout, or to another layout or tarball. */
+  output?: AnnotateOutput;
+}
+
+export interface AnnotateOutput {
+  /** The result's tag; default: the target's own tag. */
+  tag?: string;
+  /** An existing destination layout's index: its other entries are kept. */
+  index?: Doc<ImageIndex>;
 }
 
 export interface AnnotationChange {
@@ -98,6 +105,8 @@ export interface AnnotateResult {
   newTarget: Digest;
   /** False when every value was already in place: nothing was written. */
   changed: boolean;
+  /** The target's tag was moved in its own layout (the old documents are left unreferenced there). */
+  inPlace: boolean;
   dryRun: boolean;
   changes: DocumentChange[];
   /** Every document rewritten, the annotated ones and their parents: old digest → new digest. */
@@ -148,22 +157,27 @@ export async function annotate(source: Store, writer: StoreWriter | undefined, o
   checkUnsetVersusSet(options);
   const store = memoized(source);
   const rootIndex = await store.readIndex();
-  const target = await resolveTarget(store, options.selector);
-  const plan = await planEdits(store, rootIndex.value, target, options);
+  const found = await resolveTarget(store, options.selector);
+  const placement = placementOf(source, writer, found, options.output);
+  const scope = placement === 'in place' ? { index: rootIndex, target: found, referrers: [], tree: new Set<Digest>() } : await outputScope(store, rootIndex, found);
+  const { target } = scope;
+  const plan = await planEdits(store, scope.index.value, target, options);
   refuseDockerTypes(plan, options);
   const warnings = checkValues(plan, options.force ?? false);
 
   const out = new RecordingWriter(options.dryRun ? undefined : writer);
-  const outcome = await rewriteAll(store, out, rootIndex, plan, options);
+  const outcome = await rewriteAll(store, out, scope.index, plan, options);
   if (options.moveReferrers && outcome.referrers.some((r) => r.moved)) {
     warnings.push(`moved ${outcome.referrers.filter((r) => r.moved).length} referrer(s) to the new digests: signatures made over the old digests no longer verify`);
   }
-  const indexBytes = options.destIndex ? mergeInto(options.destIndex, outcome.index) : outcome.index;
+  const into = placement === 'new tag' ? rootIndex : options.output?.index;
+  const written = placement === 'in place' ? { index: outcome.index, carried: rootIndex.value } : outputOf(scope, outcome, options, into);
   const replaced = outcome.replaced;
   const result: AnnotateResult = {
     target: target.descriptor.digest,
     newTarget: replaced.get(target.descriptor.digest) ?? target.descriptor.digest,
-    changed: !outcome.index.equals(rootIndex.raw),
+    changed: !outcome.index.equals(scope.index.raw),
+    inPlace: placement === 'in place',
     dryRun: options.dryRun ?? false,
     changes: outcome.changes,
     rewritten: [...replaced].map(([from, to]) => ({ from, to })),
@@ -175,11 +189,70 @@ export async function annotate(source: Store, writer: StoreWriter | undefined, o
     copied: { blobs: 0, bytes: 0 },
   };
   if (options.dryRun) {
-    result.diffs = await diffs(store, out, outcome, rootIndex.raw, indexBytes);
+    result.diffs = await diffs(store, out, outcome, (into ?? rootIndex).raw, written.index);
     return result;
   }
-  await writeOut(source, store, writer!, rootIndex, indexBytes, result, options.destIndex !== undefined);
+  await writeOut(store, writer!, rootIndex, written, result, placement);
   return result;
+}
+
+/** In place; the same layout under another tag (the target's own tag stays where it was); another layout or tarball. */
+type Placement = 'in place' | 'new tag' | 'elsewhere';
+
+function placementOf(source: Store, writer: StoreWriter | undefined, target: Target, output: AnnotateOutput | undefined): Placement {
+  const same = writer ? sameLocation(source, writer) : output === undefined;
+  if (!same) return 'elsewhere';
+  const names = [refNameOf(target.descriptor), target.descriptor.annotations?.[CONTAINERD_IMAGE_NAME]];
+  return output?.tag === undefined || names.includes(output.tag) ? 'in place' : 'new tag';
+}
+
+/** What annotate works on: index.json (in place), or the slice of it the output holds. */
+interface Scope {
+  index: Doc<ImageIndex>;
+  target: Target;
+  /** Referrers of the target's documents, by their position in `index`. */
+  referrers: Referrer[];
+  /** The target's manifests and indexes. */
+  tree: Set<Digest>;
+}
+
+/**
+ * Writing elsewhere: an index.json of the target alone (a nested one becomes an entry) and the entries
+ * that are its referrers, so nothing outside it is rewritten or carried along.
+ */
+async function outputScope(store: Store, rootIndex: Doc<ImageIndex>, found: Target): Promise<Scope> {
+  const tree = new Set<Digest>();
+  await walk(store, rootNodes({ schemaVersion: 2, manifests: [found.descriptor] }), (node) => {
+    if (node.role === 'root' || node.role === 'child') tree.add(node.descriptor.digest);
+  }, { onError: () => {} });
+  const all = await listReferrers(store, { onError: () => {} });
+  const referrers = referrersOf(all, tree).filter((r) => r.entry !== found.position);
+  const positions = [...new Set(referrers.map((r) => r.entry))].sort((a, b) => a - b);
+  const value: ImageIndex = { ...rootIndex.value, manifests: [found.descriptor, ...positions.map((p) => rootIndex.value.manifests[p]!)] };
+  return {
+    index: { value, raw: serializeLike(value, rootIndex.raw) },
+    target: { descriptor: found.descriptor, position: 0 },
+    referrers: referrers.map((r) => ({ ...r, entry: positions.indexOf(r.entry) + 1 })),
+    tree,
+  };
+}
+
+/** The output's index.json, and the old entries its blobs are walked from. */
+function outputOf(scope: Scope, outcome: Outcome, options: AnnotateOptions, into: Doc<ImageIndex> | undefined): { index: Buffer; carried: ImageIndex } {
+  const kept = keptEntries(scope, outcome, options);
+  const entries = (parseJson(outcome.index, 'index.json') as ImageIndex).manifests;
+  const tag = options.output?.tag;
+  const next = kept.map((i) => (i === 0 && tag ? retagged(entries[0]!, tag) : entries[i]!));
+  return { index: outputIndex(into, next), carried: { ...scope.index.value, manifests: kept.map((i) => scope.index.value.manifests[i]!) } };
+}
+
+/** Positions in the scope's index the output keeps: the target, and the referrers that still name what it holds. */
+function keptEntries(scope: Scope, outcome: Outcome, options: AnnotateOptions): number[] {
+  const renamed = (d: Digest) => outcome.replaced.get(d) ?? d;
+  const move = options.moveReferrers ?? false;
+  const after = scope.referrers.map((r) => ({ ...r, subject: move ? renamed(r.subject) : r.subject, descriptor: { ...r.descriptor, digest: renamed(r.descriptor.digest) } }));
+  const kept = new Set(referrersOf(after, [...scope.tree].map(renamed)).map((r) => r.entry));
+  return [0, ...[...kept].sort((a, b) => a - b)];
 }
 
 interface Outcome {
@@ -209,12 +282,11 @@ async function rewriteAll(store: Store, out: StoreWriter, rootIndex: Doc<ImageIn
   };
 }
 
-/** Commits in place (nothing at all when nothing changed) or into another destination, carrying the blobs over. */
+/** Commits (in place, nothing at all when nothing changed), carrying the blobs the output reaches over where needed. */
 async function writeOut(
-  source: Store, store: Store, writer: StoreWriter, rootIndex: Doc<ImageIndex>, indexBytes: Buffer, result: AnnotateResult, merged: boolean,
+  store: Store, writer: StoreWriter, rootIndex: Doc<ImageIndex>, written: { index: Buffer; carried: ImageIndex }, result: AnnotateResult, placement: Placement,
 ): Promise<void> {
-  const inPlace = sameLocation(source, writer);
-  if (inPlace && !merged && indexBytes.equals(rootIndex.raw)) {
+  if (placement === 'in place' && written.index.equals(rootIndex.raw)) {
     await writer.abort();
     return;
   }
@@ -223,8 +295,8 @@ async function writeOut(
   }
   // An archive rewritten in place already carries its blobs (hasBlob says so); a directory in place needs no walk.
   const replaced = new Map(result.rewritten.map((r) => [r.from, r.to]));
-  if (!inPlace || writer.kind !== 'oci') result.copied = await carryBlobs(store, writer, rootIndex.value, replaced);
-  await writer.commit(indexBytes);
+  if (placement === 'elsewhere' || writer.kind !== 'oci') result.copied = await carryBlobs(store, writer, written.carried, replaced);
+  await writer.commit(written.index);
 }
 
 // ---------------------------------------------------------------------------
@@ -298,16 +370,19 @@ async function planDescriptorEdits(
 /** The target's platform manifests, those of the wanted platforms when any are named (each must match one). */
 async function selectImages(store: Store, target: Target, platforms: PlatformSpec[]): Promise<PlatformImage[]> {
   if (platforms.length === 0) return imagesOf(store, target);
+  if (!isIndexType(target.descriptor.mediaType)) return [await singleImageFor(store, target, platforms)];
   const selected = new Map<Digest, PlatformImage>();
-  for (const platform of platforms) {
-    const images = await imagesOf(store, target, platform);
-    const own = target.descriptor.platform;
-    if (images.length === 1 && images[0]!.descriptor === target.descriptor && own && !platformMatches(own, platform)) {
-      throw new OcikitError(`--platform ${platformString(platform as Descriptor['platform'])}: ${shortDigest(target.descriptor.digest)} is a ${platformString(own)} image`);
-    }
-    for (const image of images) selected.set(image.descriptor.digest, image);
-  }
+  for (const platform of platforms) for (const image of await imagesOf(store, target, platform)) selected.set(image.descriptor.digest, image);
   return [...selected.values()];
+}
+
+/** A single image is for its descriptor's platform, else (as most index.json entries have none) its config's. */
+async function singleImageFor(store: Store, target: Target, platforms: PlatformSpec[]): Promise<PlatformImage> {
+  const [image] = await imagesOf(store, target);
+  const own = platformOf(await loadImage(store, target.descriptor));
+  const wanted = platforms.find((p) => platformMatches(own, p));
+  if (!wanted) throw new OcikitError(`--platform ${platforms.map((p) => platformString(p as Descriptor['platform'])).join(',')}: ${shortDigest(target.descriptor.digest)} is a ${platformString(own)} image`);
+  return image!;
 }
 
 function explicitEdit(options: AnnotateOptions): Edit {
@@ -695,14 +770,14 @@ async function subjectReferrers(store: Store, rootIndex: ImageIndex, replaced: M
 // Output: destination merge, blob carrying, dry-run diffs
 // ---------------------------------------------------------------------------
 
-/** Writing into an existing layout: its entries stay unless the new index names the same tag (or content). */
-function mergeInto(dest: Doc<ImageIndex>, indexBytes: Buffer): Buffer {
-  const entries = (parseJson(indexBytes, 'index.json') as ImageIndex).manifests;
-  const kept = dest.value.manifests.filter((d) => !entries.some((e) => sameIndexEntry(d, e)));
-  return serializeLike({ ...dest.value, manifests: [...kept, ...entries] }, dest.raw);
+/** The destination's entries, but those the new ones replace (same tag, or same untagged content), then the new ones. */
+function outputIndex(dest: Doc<ImageIndex> | undefined, entries: Descriptor[]): Buffer {
+  const kept = (dest?.value.manifests ?? []).filter((d) => !entries.some((e) => sameIndexEntry(d, e)));
+  const value = { ...(dest?.value ?? { schemaVersion: 2, mediaType: MediaType.ociIndex }), manifests: [...kept, ...entries] };
+  return serializeLike(value, dest?.raw);
 }
 
-/** Blobs the new index reaches, copied (verified) to a destination that is not the source. */
+/** Blobs the new entries reach (walked from the old ones), copied (verified) to a destination that lacks them. */
 async function carryBlobs(store: Store, writer: StoreWriter, rootIndex: ImageIndex, replaced: Map<Digest, Digest>): Promise<{ blobs: number; bytes: number }> {
   const wanted = new Map<Digest, Descriptor>();
   await walk(store, rootNodes(rootIndex), (node) => {

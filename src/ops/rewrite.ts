@@ -1,6 +1,6 @@
 import { OcikitError } from '../errors.js';
 import type { Digest } from '../model/digest.js';
-import { pointTo, type Descriptor } from '../model/descriptor.js';
+import { CONTAINERD_IMAGE_NAME, pointTo, withRefName, type Descriptor } from '../model/descriptor.js';
 import { serializeLike, type Doc } from '../model/document.js';
 import type { ImageIndex } from '../model/image-index.js';
 import type { BlobRef, Store, StoreWriter } from '../store/store.js';
@@ -96,4 +96,10 @@ export async function propagate(
   const replaced = new Map<Digest, Digest>();
   for (const [old, next] of done) if (next) replaced.set(old, next.digest);
   return { index: changedTop ? serializeLike(changedTop, rootIndex.raw) : rootIndex.raw, replaced, danglingReferrers: dangling };
+}
+
+/** An index.json entry under another tag: a containerd image name names the old tag, so it goes (a full new name sets its own). */
+export function retagged(d: Descriptor, tag: string): Descriptor {
+  const { [CONTAINERD_IMAGE_NAME]: _old, ...annotations } = d.annotations ?? {};
+  return withRefName({ ...d, annotations }, tag);
 }

@@ -99,10 +99,12 @@ async function handler(args: Args): Promise<void> {
 
 async function write(store: Store, ref: ReturnType<typeof parseReference>, args: Args, options: AnnotateOptions): Promise<AnnotateResult> {
   const dest = args.output ? parseReference(args.output) : { ...ref, selector: undefined };
+  if (dest.selector && 'digest' in dest.selector) throw new OcikitError(`${args.output}: an output is named by a tag, not a digest`);
+  const tag = dest.selector?.tag;
   const elsewhere = resolve(dest.path) !== resolve(store.path);
   return withWriter(dest, store, args, async (writer) => {
-    const destIndex = elsewhere && writer.kind === 'oci' && (await isLayoutDir(dest.path)) ? await new DirStore(dest.path).readIndex() : undefined;
-    return annotate(store, writer, { ...options, destIndex });
+    const index = elsewhere && writer.kind === 'oci' && (await isLayoutDir(dest.path)) ? await new DirStore(dest.path).readIndex() : undefined;
+    return annotate(store, writer, { ...options, output: args.output ? { tag, index } : undefined });
   });
 }
 
@@ -177,7 +179,7 @@ function report(result: AnnotateResult, ref: string): void {
       : `referrer ${shortDigest(r.referrer)} (${r.convention}) still points at the old ${shortDigest(r.subject)}; --move-referrers re-points it`);
   }
   if (result.copied.blobs) out.push(`copied ${result.copied.blobs} blob(s) to the destination`);
-  if (result.changed && !result.dryRun && result.rewritten.length) out.push('the old documents stay on disk, unreferenced, until `ocikit gc`');
+  if (result.changed && result.inPlace && !result.dryRun && result.rewritten.length) out.push('the old documents stay on disk, unreferenced, until `ocikit gc`');
   for (const note of result.notes) out.push(`note: ${note}`);
   for (const d of result.diffs) out.push(d.diff.trimEnd());
   if (result.dryRun) out.push('dry run: nothing was written');
