@@ -1,8 +1,9 @@
 import { OcikitError } from '../errors.js';
-import { isDigest, shortDigest } from '../model/digest.js';
+import { isDigest, shortDigest, type Digest } from '../model/digest.js';
 import { CONTAINERD_IMAGE_NAME, platformString, refNameOf, type Descriptor, type Platform } from '../model/descriptor.js';
 import { isManifestType } from '../model/media-types.js';
 import type { Selector } from '../store/reference.js';
+import { ArchiveStore } from '../store/archive.js';
 import type { Store } from '../store/store.js';
 import { checkBasePrefix, loadImage, type Image } from './image.js';
 import { imagesOf, resolveTarget, type PlatformImage, type PlatformSpec, type Target } from './resolve.js';
@@ -223,4 +224,12 @@ function nameOf(d: Descriptor): string | undefined {
 function describeTarget(target: Target): string {
   const name = nameOf(target.descriptor);
   return name ? `${name} (${shortDigest(target.descriptor.digest)})` : shortDigest(target.descriptor.digest);
+}
+
+/** Why a base.digest is left out: the digest of a manifest ocikit made up names nothing anywhere. */
+export const SYNTHESIZED = 'is a legacy docker-save tarball: ocikit made its manifest up from manifest.json, so that digest exists in no registry';
+
+/** A legacy docker-save tarball's manifest, made up from manifest.json: it is no stored blob. */
+export async function isSynthesized(store: Store, digest: Digest): Promise<boolean> {
+  return store instanceof ArchiveStore && store.blobEntry(digest) === undefined && (await store.statBlob(digest)) !== undefined;
 }

@@ -6,6 +6,7 @@ import { isIndexType, isManifestType } from '../../model/media-types.js';
 import type { Selector } from '../../store/reference.js';
 import type { Store } from '../../store/store.js';
 import { checkBasePrefix, loadImage, type Image } from '../image.js';
+import { isSynthesized, SYNTHESIZED } from '../old-base.js';
 import { imagesOf, resolveTarget, type Target } from '../resolve.js';
 import { rootNodes, walk } from '../walk.js';
 
@@ -37,20 +38,33 @@ export async function deriveFromBase(image: Image, base: BaseSource): Promise<De
   const target = await resolveTarget(base.store, base.selector);
   const platform = platformOf(image);
   const baseImage = await loadImage(base.store, await manifestFor(base.store, target, platform, base.text));
+  refuseOtherPlatform(baseImage, platform, base.text);
   const check = checkBasePrefix(image, baseImage);
   if (!check.ok) {
     throw new OcikitError(`--base ${base.text} is not the base of the ${platformString(platform)} image ${shortDigest(image.descriptor.digest)}: ${check.reason}`, { exitCode: 1 });
   }
   const name = baseName(target.descriptor, base);
+  const nameValue = { key: ImageAnnotation.baseName, value: name.value, source: name.source };
+  if (await isSynthesized(base.store, baseImage.descriptor.digest)) {
+    return { derived: [nameValue], notes: [`${ImageAnnotation.baseDigest} not set: --base ${base.text} ${SYNTHESIZED}`] };
+  }
   const digest = baseDigest(target, baseImage.descriptor, base);
   const proof = `its ${check.baseLayers} layer(s) are the image's first ${check.baseLayers} (compared by ${check.by})`;
   return {
     derived: [
-      { key: ImageAnnotation.baseName, value: name.value, source: name.source },
+      nameValue,
       { key: ImageAnnotation.baseDigest, value: digest, source: `--base ${base.text}: the ${base.digest === 'index' ? 'base index' : `${platformString(platform)} base manifest`}; ${proof}` },
     ],
     notes: [],
   };
+}
+
+/** A single-manifest base is taken as it is: it must be for the image's platform. */
+function refuseOtherPlatform(base: Image, platform: Platform, text: string): void {
+  const own = platformOf(base);
+  const variants = own.variant === undefined || platform.variant === undefined || own.variant === platform.variant;
+  if (own.os === platform.os && own.architecture === platform.architecture && variants) return;
+  throw new OcikitError(`--base ${text} is a ${platformString(own)} image, not ${platformString(platform)} like the image`, { exitCode: 1 });
 }
 
 /** The base's manifest for a platform: the target itself, or the matching one in its index. */

@@ -7,6 +7,7 @@ import type { Store } from '../../store/store.js';
 import { checkBasePrefix, loadImage, type Image } from '../image.js';
 import type { PlatformImage } from '../resolve.js';
 import { readDocument } from '../walk.js';
+import { isSynthesized } from '../old-base.js';
 import { findInStores, manifestFor, platformOf } from './base.js';
 
 export const BUILDINFO_KEY = 'moby.buildkit.buildinfo.v1';
@@ -56,11 +57,11 @@ export async function deriveFromBuildinfo(store: Store, image: Image, at: Platfo
   const derived: DerivedAnnotation[] = [{ key: ImageAnnotation.baseName, value: chosen.candidate.name, source }];
   const digest = chosen.candidate.digest ?? chosen.onDisk;
   if (digest) derived.push({ key: ImageAnnotation.baseDigest, value: digest, source: chosen.candidate.digest ? `the pinned digest of ${chosen.candidate.name}; ${source}` : `its manifest found on disk; ${source}` });
-  else notes.push(`${chosen.candidate.name} was recorded without a digest; base.digest not set`);
+  else notes.push(`${chosen.candidate.name} was recorded without a digest${chosen.proven ? ' and found on disk only in a legacy docker-save tarball' : ''}; base.digest not set`);
   return { derived, notes };
 }
 
-async function choose(image: Image, candidates: BaseCandidate[], options: BuildinfoOptions): Promise<{ candidate: BaseCandidate; why: string; onDisk?: Digest }> {
+async function choose(image: Image, candidates: BaseCandidate[], options: BuildinfoOptions): Promise<{ candidate: BaseCandidate; why: string; proven?: boolean; onDisk?: Digest }> {
   let pool = candidates;
   if (options.baseName) {
     pool = candidates.filter((c) => sameName(c.name, options.baseName!));
@@ -79,18 +80,19 @@ async function choose(image: Image, candidates: BaseCandidate[], options: Buildi
     throw new OcikitError(`--from-buildinfo: none of the ${pool.length} sources of the ${platform} image was found in --base-layout with its layers under the image's: ${list(pool)}; pass --base-name NAME`);
   }
   const best = proven.sort((a, b) => b.layers - a.layers)[0]!;
-  return { candidate: best.candidate, why: `out of ${pool.length} sources, the one whose ${best.layers} layer(s) are the image's first (found in --base-layout)`, onDisk: best.manifest };
+  return { candidate: best.candidate, why: `out of ${pool.length} sources, the one whose ${best.layers} layer(s) are the image's first (found in --base-layout)`, proven: true, ...(best.manifest ? { onDisk: best.manifest } : {}) };
 }
 
 async function proveOnDisk(image: Image, pool: BaseCandidate[], stores: Store[]) {
-  const proven: Array<{ candidate: BaseCandidate; layers: number; manifest: Digest }> = [];
+  const proven: Array<{ candidate: BaseCandidate; layers: number; manifest: Digest | undefined }> = [];
   for (const candidate of pool) {
     const found = await findInStores(stores, candidate.name, candidate.digest);
     if (!found) continue;
     const manifest = await manifestFor(found.store, found.target, platformOf(image), candidate.name).catch(() => undefined);
     if (!manifest) continue;
     const check = checkBasePrefix(image, await loadImage(found.store, manifest));
-    if (check.ok) proven.push({ candidate, layers: check.baseLayers, manifest: manifest.digest });
+    // A made-up docker-save manifest proves the layers, but its digest is no base.digest.
+    if (check.ok) proven.push({ candidate, layers: check.baseLayers, manifest: (await isSynthesized(found.store, manifest.digest)) ? undefined : manifest.digest });
   }
   return proven;
 }
