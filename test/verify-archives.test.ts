@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { blobPath } from '../src/model/digest.js';
+import { ArchiveStore } from '../src/store/archive.js';
 import {
   dockerSave25Files, dockerSaveLegacyFiles, indexJsonBytes, layoutFiles, sampleImages, tagged, tarBuffer, treeEntries,
 } from '../testdata/builder.js';
@@ -78,7 +79,7 @@ test('docker save manifest.json: a missing layer file, an invalid manifest.json,
   const legacy = dockerSaveLegacyFiles(app, TAG);
   legacy.delete([...legacy.keys()].find((k) => k.endsWith('/layer.tar'))!);
   const missing = await check(await tarOf(t, legacy));
-  assert.deepEqual(errorsOf(missing), ['archive-invalid', 'docker-save-entry-missing']);
+  assert.deepEqual(errorsOf(missing), ['docker-save-entry-missing', 'docker-save-image-skipped']);
   assert.equal(missing.findings.find((f) => f.rule === 'docker-save-entry-missing')!.path, 'manifest.json');
 
   // Docker 25+ writes a full index.json too; manifest.json is then checked on its own.
@@ -93,5 +94,20 @@ test('docker save manifest.json: a missing layer file, an invalid manifest.json,
   assert.deepEqual(errorsOf(await check(await tarOf(t, withIndex('{"not":"a list"}')))), ['docker-save-manifest-invalid']);
   const entry = JSON.parse(dockerSave25Files(app, TAG).get('manifest.json')!.toString()) as Array<{ Layers: string[] }>;
   entry[0]!.Layers.push(entry[0]!.Layers[0]!);
-  assert.deepEqual(errorsOf(await check(await tarOf(t, withIndex(JSON.stringify(entry))))), ['docker-save-layers-mismatch']);
+  assert.deepEqual(errorsOf(await check(await tarOf(t, withIndex(JSON.stringify(entry))))), ['docker-save-image-mismatch', 'docker-save-layers-mismatch']);
+});
+
+test('OCI archive with an index.json that is not JSON: json-invalid as for a directory, and every blob still hashed', async (t) => {
+  const files = layoutFiles({ manifests: [tagged(app.descriptor, 'latest')], blobs: app.blobs });
+  files.set('index.json', Buffer.from('{"schemaVersion": 2, manifests: []}'));
+  const path = await tarOf(t, files);
+  const report = await check(`oci-archive:${path}`);
+  assert.deepEqual(errorsOf(report), ['json-invalid']);
+  assert.equal(report.findings.find((f) => f.rule === 'json-invalid')!.path, 'index.json');
+  assert.equal(report.summary.blobs, new Set(app.blobs.map((b) => b.descriptor.digest)).size);
+  assert.ok(!rulesOf(report).includes('blob-unreferenced'));
+  await assert.rejects(ArchiveStore.open(path), /index\.json/, 'other commands still refuse it');
+  files.delete('index.json');
+  const noIndex = await check(`oci-archive:${await tarOf(t, files)}`);
+  assert.deepEqual(rulesOf(noIndex), ['layout-missing-index'], 'no blob is called unreferenced when index.json is missing');
 });

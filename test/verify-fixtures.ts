@@ -1,12 +1,13 @@
 /** Helpers for the verify tests: broken variants of the sample images, each built in a temp dir. */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { verifyRef, type VerifyOptions, type VerifyReport } from '../src/ops/verify.js';
-import type { Descriptor } from '../src/model/descriptor.js';
+import { blobPath } from '../src/model/digest.js';
+import { CONTAINERD_IMAGE_NAME, type Descriptor } from '../src/model/descriptor.js';
 import {
-  blob, buildImage, makeLayer, makeTar, tagged, writeLayout, type Blob, type BuiltImage, type ImageSpec, type LayoutSpec,
+  blob, buildImage, layoutFiles, makeLayer, makeTar, tagged, tarBuffer, treeEntries, writeLayout, type Blob, type BuiltImage, type ImageSpec, type LayoutSpec,
 } from '../testdata/builder.js';
 
 export async function tempDir(t: TestContext, prefix = 'ocikit-verify-'): Promise<string> {
@@ -121,4 +122,31 @@ export function gnuSparseTar(name: string, segments: number, after = 'after.txt'
   }
   const data = Buffer.alloc(runs.length * 512, 'd');
   return Buffer.concat([sealHeader(header), ...extensions, data, makeTar([{ path: after, content: 'x' }])]);
+}
+
+export interface SaveEntry {
+  Config: string;
+  RepoTags: string[];
+  Layers: string[];
+}
+
+/**
+ * What Docker 25+ (containerd image store) saves: a full OCI layout whose index.json lists the image,
+ * plus a manifest.json naming the same blobs; `edit` changes the manifest.json entries.
+ */
+export function dockerSave25WithIndex(image: BuiltImage, repoTag: string, edit: (entries: SaveEntry[]) => void = () => undefined): Map<string, Buffer> {
+  const descriptor = { ...tagged(image.descriptor, repoTag.slice(repoTag.lastIndexOf(':') + 1)) };
+  descriptor.annotations = { ...descriptor.annotations, [CONTAINERD_IMAGE_NAME]: repoTag };
+  const files = layoutFiles({ manifests: [descriptor], blobs: image.blobs });
+  const entries: SaveEntry[] = [{ Config: blobPath(image.configBlob.descriptor.digest), RepoTags: [repoTag], Layers: image.layers.map((l) => blobPath(l.descriptor.digest)) }];
+  edit(entries);
+  files.set('manifest.json', Buffer.from(JSON.stringify(entries)));
+  return files;
+}
+
+/** A tarball of `files` (path → bytes) under a fresh temp dir. */
+export async function tarFile(t: TestContext, files: Map<string, Buffer>, name = 'image.tar'): Promise<string> {
+  const path = join(await tempDir(t), name);
+  await writeFile(path, await tarBuffer(treeEntries(files)));
+  return path;
 }

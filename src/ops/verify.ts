@@ -114,8 +114,8 @@ export async function verify(store: Store, options: VerifyOptions = {}): Promise
   if (!options.deep && !options.selector) pool.prestart(site.present().reduce((sum, d) => sum + site.blob(d).size, 0));
   try {
     const walk = new DocumentWalk(site, findings, { maxDepth: options.maxDepth ?? 32, dockerSave: store.kind === 'docker-archive' });
-    const images = await walkDocuments(store, site, walk, findings, options.selector);
-    if (store instanceof ArchiveStore && store.kind === 'docker-archive') await checkDockerSaveManifest(store.tar, findings);
+    const { images, roots } = await walkDocuments(store, site, walk, findings, options.selector);
+    if (store instanceof ArchiveStore && store.kind === 'docker-archive') await checkDockerSave(store, walk, roots, findings);
     checkBlobFiles(site, walk.referenced, findings);
     const candidates = options.selector ? [...walk.referenced.keys()] : [...site.present(), ...walk.referenced.keys()];
     const planned = planContents(site, walk, candidates, { deep: options.deep ?? false, maxLayerBytes: options.maxLayerBytes ?? DEFAULT_MAX_LAYER_BYTES, shard: options.shard }, findings);
@@ -130,26 +130,45 @@ export async function verify(store: Store, options: VerifyOptions = {}): Promise
   }
 }
 
+interface Roots {
+  images: Record<string, string>;
+  /** index.json's entries, when the images came from there (not from a docker save manifest.json). */
+  roots?: Descriptor[];
+}
+
 /** The roots: index.json's entries, a selected image, or (docker save) manifest.json's images. */
-async function walkDocuments(store: Store, site: Site, walk: DocumentWalk, findings: Findings, selector: Selector | undefined): Promise<Record<string, string>> {
+async function walkDocuments(store: Store, site: Site, walk: DocumentWalk, findings: Findings, selector: Selector | undefined): Promise<Roots> {
   const top = await checkTopFiles(site, findings);
   if (selector) {
     const target = await resolveTarget(store, selector);
     await walk.fromDescriptors([target.descriptor], 'index.json');
-    return labels([target.descriptor]);
+    return { images: labels([target.descriptor]) };
   }
   let fromManifestJson = top.legacyDockerSave;
   if (top.index) fromManifestJson = !(await walk.fromIndexJson(top.index));
+  if (!top.index && !top.legacyDockerSave) walk.complete = false; // nothing says which blobs are referenced
+  const listed = await store.readIndex().then((doc) => doc.value.manifests, () => undefined);
   if (fromManifestJson) {
-    const synthesized = (await store.readIndex()).value.manifests;
-    await walk.fromDescriptors(synthesized, 'manifest.json');
-    return labels(synthesized);
+    await walk.fromDescriptors(listed ?? [], 'manifest.json');
+    return { images: labels(listed ?? []) };
   }
-  try {
-    return labels((await store.readIndex()).value.manifests);
-  } catch {
-    return {};
+  return { images: labels(listed ?? []), roots: listed };
+}
+
+/**
+ * docker save: the images manifest.json lists that could not be built, and manifest.json itself,
+ * compared with index.json's images when it lists them (Docker 25+).
+ */
+async function checkDockerSave(store: ArchiveStore, walk: DocumentWalk, roots: Descriptor[] | undefined, findings: Findings): Promise<void> {
+  for (const skipped of store.skippedImages) {
+    walk.complete = false;
+    // Without an index the fault is in manifest.json's shape, which checkDockerSaveManifest reports.
+    if (skipped.index !== undefined) findings.add('docker-save-image-skipped', `not verified: ${skipped.message}`, { path: 'manifest.json', jsonPath: `$[${skipped.index}]` });
   }
+  const names = new Map<string, string[]>();
+  for (const d of roots ?? []) names.set(d.digest, [...(names.get(d.digest) ?? []), ...[d.annotations?.[CONTAINERD_IMAGE_NAME], d.annotations?.[REF_NAME]].filter((n) => n !== undefined)]);
+  const images = roots && [...walk.manifests.values()].map((m) => ({ ...m, names: names.get(m.chain[0]!) ?? [] }));
+  await checkDockerSaveManifest(store.tar, findings, images);
 }
 
 function labels(descriptors: Descriptor[]): Record<string, string> {
@@ -261,7 +280,7 @@ async function openArchive(path: string, kind: StoreKind | undefined, options: V
     return fail((err as Error).message, kind ?? 'oci-archive');
   }
   try {
-    return { store: await ArchiveStore.open(path, kind === 'oci' ? undefined : kind) };
+    return { store: await ArchiveStore.open(path, kind === 'oci' ? undefined : kind, { tolerant: true }) };
   } catch (err) {
     const detected = kind ?? (tar.byName.has('manifest.json') ? 'docker-archive' : 'oci-archive');
     if (detected === 'docker-archive') await checkDockerSaveManifest(tar, findings);

@@ -5,7 +5,7 @@ import { OcikitError } from '../errors.js';
 import { digestFromBlobPath, digestOf, isDigest, type Digest } from '../model/digest.js';
 import { CONTAINERD_IMAGE_NAME, REF_NAME, type Descriptor } from '../model/descriptor.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES, parseDocument, parseJson, type Doc } from '../model/document.js';
-import { dockerSaveManifestSchema, type DockerSaveEntry } from '../model/docker-save.js';
+import { dockerSaveEntrySchema, dockerSaveManifestSchema, type DockerSaveEntry } from '../model/docker-save.js';
 import { imageConfigSchema } from '../model/image-config.js';
 import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
 import { MediaType } from '../model/media-types.js';
@@ -15,6 +15,20 @@ import { linkTarget, readEntry, resolveEntry, scanTar, type TarEntry, type TarIn
 /** Where a blob's bytes are: a tar entry, or bytes ocikit made up (a legacy docker-save manifest). */
 type BlobSource = { entry: TarEntry } | { bytes: Buffer };
 
+export interface ArchiveOpenOptions {
+  /**
+   * For verify, which reports what is broken instead of refusing it: index.json is parsed only when
+   * readIndex is called, and a docker-save image that cannot be built is left out (see skippedImages).
+   */
+  tolerant?: boolean;
+}
+
+/** A docker-save image left out by a tolerant open, and why; no index when manifest.json's own shape is at fault. */
+export interface SkippedImage {
+  index?: number;
+  message: string;
+}
+
 /**
  * An OCI archive or docker-save tarball, read in place: entry headers are scanned once and blobs are
  * read by offset. Nothing is extracted and no layer byte is read unless a caller streams that layer.
@@ -22,19 +36,24 @@ type BlobSource = { entry: TarEntry } | { bytes: Buffer };
 export class ArchiveStore implements Store {
   private readonly blobs = new Map<Digest, BlobSource>();
   private index: Doc<ImageIndex> | undefined;
+  /** index.json as stored, parsed on first use (tolerant open). */
+  private indexRaw: Buffer | undefined;
+  private tolerant = false;
+  readonly skippedImages: SkippedImage[] = [];
 
   private constructor(readonly kind: 'oci-archive' | 'docker-archive', readonly path: string, readonly tar: TarIndex) {}
 
   /** Which file was read (inode, size, mtime), so a writer can tell whether it was replaced since. */
   identity = '';
 
-  static async open(path: string, kind?: 'oci-archive' | 'docker-archive'): Promise<ArchiveStore> {
+  static async open(path: string, kind?: 'oci-archive' | 'docker-archive', options: ArchiveOpenOptions = {}): Promise<ArchiveStore> {
     const identity = await fileIdentity(path);
     const tar = await scanTar(path);
     await checkEntries(tar);
     const detected = kind ?? (tar.byName.has('manifest.json') ? 'docker-archive' : 'oci-archive');
     const store = new ArchiveStore(detected, path, tar);
     store.identity = identity;
+    store.tolerant = options.tolerant ?? false;
     await store.load();
     return store;
   }
@@ -46,6 +65,7 @@ export class ArchiveStore implements Store {
   }
 
   async readIndex(): Promise<Doc<ImageIndex>> {
+    if (!this.index && this.indexRaw) this.index = parseDocument(imageIndexSchema, this.indexRaw, `${this.path}:index.json`);
     if (!this.index) throw new OcikitError(`${this.path}: no index.json in the archive`);
     return this.index;
   }
@@ -132,13 +152,22 @@ export class ArchiveStore implements Store {
       if (digest && entry.type !== 'dir') this.blobs.set(digest, { entry: resolveEntry(this.tar, entry.name) });
     }
     const indexRaw = await this.readTopFile('index.json');
-    const where = `${this.path}:index.json`;
-    const hasImages = indexRaw && (parseJson(indexRaw, where) as { manifests?: unknown } | null)?.manifests != null;
-    if (indexRaw && (hasImages || this.kind === 'oci-archive')) {
-      this.index = parseDocument(imageIndexSchema, indexRaw, where);
+    if (indexRaw && (this.kind === 'oci-archive' || this.listsImages(indexRaw))) {
+      this.indexRaw = indexRaw;
+      if (!this.tolerant) await this.readIndex();
       return;
     }
     if (this.kind === 'docker-archive') await this.synthesizeFromDockerSave();
+  }
+
+  /** Docker 25+ may write `"manifests": null`; its images are then in manifest.json only. */
+  private listsImages(indexRaw: Buffer): boolean {
+    try {
+      return (parseJson(indexRaw, `${this.path}:index.json`) as { manifests?: unknown } | null)?.manifests != null;
+    } catch (err) {
+      if (this.tolerant) return false; // verify reports the broken index.json; manifest.json may still hold the images
+      throw err;
+    }
   }
 
   /**
@@ -148,10 +177,11 @@ export class ArchiveStore implements Store {
   private async synthesizeFromDockerSave(): Promise<void> {
     const raw = await this.readTopFile('manifest.json');
     if (!raw) throw new OcikitError(`${this.path}: neither index.json nor manifest.json in the archive`);
-    const images = parseDocument(dockerSaveManifestSchema, raw, `${this.path}:manifest.json`).value;
     const manifests: Descriptor[] = [];
-    for (const [i, image] of images.entries()) {
-      const manifest = await this.synthesizeManifest(image, `${this.path}:manifest.json $[${i}]`);
+    for (const [i, image] of this.dockerSaveImages(raw).entries()) {
+      if (!image) continue;
+      const manifest = await this.synthesizeManifest(image, `${this.path}:manifest.json $[${i}]`).catch((err: unknown) => this.skip(i, err));
+      if (!manifest) continue;
       const descriptor = { mediaType: MediaType.dockerManifest, digest: digestOf(manifest), size: manifest.length };
       this.blobs.set(descriptor.digest, { bytes: manifest });
       const tags = image.RepoTags ?? [];
@@ -160,6 +190,35 @@ export class ArchiveStore implements Store {
     }
     const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
     this.index = { raw: index, value: parseDocument(imageIndexSchema, index, `${this.path}:manifest.json`).value };
+  }
+
+  /** manifest.json's entries; tolerant: the unusable ones skipped (undefined), a broken file as none. */
+  private dockerSaveImages(raw: Buffer): Array<DockerSaveEntry | undefined> {
+    const where = `${this.path}:manifest.json`;
+    if (!this.tolerant) return parseDocument(dockerSaveManifestSchema, raw, where).value;
+    let value: unknown;
+    try {
+      value = parseJson(raw, where);
+    } catch (err) {
+      this.skip(undefined, err);
+      return [];
+    }
+    if (!Array.isArray(value)) {
+      this.skip(undefined, new OcikitError(`${where}: not an array`));
+      return [];
+    }
+    return value.map((entry, i) => {
+      const parsed = dockerSaveEntrySchema.safeParse(entry);
+      if (!parsed.success) this.skip(undefined, new OcikitError(`${where} $[${i}]: not a {Config, Layers} entry`));
+      return parsed.success ? parsed.data : undefined;
+    });
+  }
+
+  /** Tolerant: records an image that cannot be built. Otherwise the error stands. */
+  private skip(index: number | undefined, err: unknown): undefined {
+    if (!this.tolerant) throw err;
+    this.skippedImages.push(index === undefined ? { message: (err as Error).message } : { index, message: (err as Error).message });
+    return undefined;
   }
 
   private async synthesizeManifest(image: DockerSaveEntry, where: string): Promise<Buffer> {

@@ -16,6 +16,16 @@ const HARD_DOCUMENT_CAP = 64 * 1024 * 1024;
 
 export type Role = 'root' | 'child' | 'config' | 'layer' | 'subject';
 
+/** An image manifest as read: what docker save's manifest.json is compared with. */
+export interface ManifestUse {
+  path: string;
+  /** From the index.json entry down to this manifest. */
+  chain: string[];
+  config?: Digest;
+  layers: Array<Digest | undefined>;
+  diffIds?: unknown[];
+}
+
 /** A layer as --deep needs it: where it was first met and the diff_ids configs expect of it. */
 export interface LayerUse {
   mediaType: string;
@@ -51,6 +61,7 @@ export class DocumentWalk {
   /** Documents hashed here, with their sizes; the content phase skips them. */
   readonly hashed = new Map<Digest, number>();
   readonly layers = new Map<Digest, LayerUse>();
+  readonly manifests = new Map<Digest, ManifestUse>();
   /** False when some document could not be parsed, so "unreferenced" would be guesswork. */
   complete = true;
   private readonly descended = new Set<Digest>();
@@ -232,9 +243,14 @@ export class DocumentWalk {
       configType = config?.mediaType ?? (typeof value.config.mediaType === 'string' ? value.config.mediaType : undefined);
       if (config && mediaTypeInfo(config.mediaType)?.kind === 'config') diffIds = await this.config(config, layers?.length ?? 0, platform);
     }
+    const use: ManifestUse = { path: loc.path, chain: [...(loc.chain ?? [])], layers: [] };
+    if (isPlainObject(value.config) && isDigest(value.config.digest)) use.config = value.config.digest;
+    if (diffIds) use.diffIds = diffIds;
+    this.manifests.set(use.chain.at(-1)!, use);
     for (const [i, layer] of (layers ?? []).entries()) {
       const layerLoc = { ...loc, jsonPath: `$.layers[${i}]` };
       const d = await this.visit({ value: layer, role: 'layer', loc: layerLoc, depth: depth + 1 });
+      use.layers.push(d?.digest);
       const configDigest = (value.config as { digest: string } | null)?.digest as string; // config may be null in hostile input
       if (d && diffIds && i < diffIds.length) {
         const configChain = [...(loc.chain ?? []), configDigest];

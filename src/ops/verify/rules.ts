@@ -40,6 +40,9 @@ export const RULES = {
   'docker-save-manifest-invalid': error('manifest.json is not a list of {Config, RepoTags, Layers}'),
   'docker-save-entry-missing': error('a file manifest.json names is not in the tarball'),
   'docker-save-layers-mismatch': error("manifest.json lists a different number of layers than the config's diff_ids"),
+  'docker-save-config-invalid': error('a Config manifest.json names is not a JSON image config with rootfs.diff_ids'),
+  'docker-save-image-mismatch': error("a manifest.json entry's Config or Layers differ from its image's manifest in index.json"),
+  'docker-save-image-skipped': error('an image manifest.json lists cannot be built from the tarball; it is not verified'),
   // Descriptors (descriptor.md)
   'descriptor-invalid': error('a descriptor is not an object with mediaType, digest and size'),
   'media-type-invalid': error('a mediaType does not follow RFC 6838'),
