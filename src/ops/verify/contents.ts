@@ -44,7 +44,7 @@ interface Planned {
 export function planContents(site: Site, walk: DocumentWalk, candidates: Iterable<Digest>, options: ContentOptions, findings: Findings): Planned[] {
   const planned: Planned[] = [];
   for (const digest of new Set(candidates)) {
-    if (walk.hashed.has(digest) || !inShard(digest, options.shard)) continue;
+    if (walk.hashed.has(digest) || walk.oversized.has(digest) || !inShard(digest, options.shard)) continue;
     const state = site.blob(digest);
     if (state.status !== 'present' || !state.source) continue;
     const use = options.deep ? walk.layers.get(digest) : undefined;

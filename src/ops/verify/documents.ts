@@ -62,6 +62,8 @@ export class DocumentWalk {
   readonly hashed = new Map<Digest, number>();
   readonly layers = new Map<Digest, LayerUse>();
   readonly manifests = new Map<Digest, ManifestUse>();
+  /** Blobs larger than a descriptor says: their content is not trusted, so not read (size is checked before hashing). */
+  readonly oversized = new Set<Digest>();
   /** False when some document could not be parsed, so "unreferenced" would be guesswork. */
   complete = true;
   private readonly descended = new Set<Digest>();
@@ -104,6 +106,7 @@ export class DocumentWalk {
     if (!this.present(d, state, v, chain)) return undefined;
     if (d.size !== undefined && state.size !== d.size) {
       this.findings.add('blob-size-mismatch', `blob ${state.path} is ${state.size} bytes, the descriptor says ${d.size}`, { ...v.loc, digest: d.digest, chain });
+      if (state.size > d.size) this.oversized.add(d.digest);
     }
     const kind = mediaTypeInfo(d.mediaType)?.kind;
     if (v.role === 'layer' && !this.layers.has(d.digest)) {
@@ -121,22 +124,24 @@ export class DocumentWalk {
       else this.findings.add('blob-missing', `blob ${state.path} is missing`, where);
       return false;
     }
-    if (state.status === 'symlink') this.findings.add('blob-symlink', `${state.path} is a symlink (or under one); it is not followed`, { path: state.path, digest: d.digest, chain });
+    if (state.status === 'symlink' && !state.underLinkedDir) this.findings.add('blob-symlink', `${state.path} is a symlink (or under one); it is not followed`, { path: state.path, digest: d.digest, chain });
     if (state.status === 'not-regular') this.findings.add('blob-not-regular', `${state.path} is not a regular file`, { path: state.path, digest: d.digest, chain });
     return state.status === 'present';
   }
 
   private async document(d: CheckedDescriptor, state: BlobState, v: Visit, chain: string[]): Promise<void> {
-    if (this.descended.has(d.digest)) return;
-    this.descended.add(d.digest);
-    const loc: Location = { path: state.path, chain };
+    // Before the visited check: a document reached again through itself is a loop, not a second visit.
     if (chain.indexOf(d.digest) < chain.length - 1 || v.depth > this.options.maxDepth) {
       this.findings.add('index-too-deep', `${d.digest} is nested ${v.depth} levels deep or contains itself; not descended`, { ...v.loc, digest: d.digest, chain });
       return;
     }
+    if (this.descended.has(d.digest)) return;
+    this.descended.add(d.digest);
+    const loc: Location = { path: state.path, chain };
     const raw = await this.read(d, state, chain);
     const value = raw && this.parse(raw, loc);
     if (value === undefined) return;
+    this.checkArtifactType(d, value, v.loc);
     const kind = mediaTypeInfo(d.mediaType)?.kind;
     if (kind === 'index') await this.index(value, loc, d.mediaType, v.depth);
     else await this.manifest(value, loc, d.mediaType, v.platform, v.depth);
@@ -177,10 +182,15 @@ export class DocumentWalk {
       this.complete = false;
       return undefined;
     }
+    if (raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf) {
+      this.findings.add('json-invalid', 'starts with a UTF-8 byte order mark, which JSON does not allow (Go\'s encoding/json refuses it)', loc);
+      this.complete = false;
+      return undefined;
+    }
     let text: string;
     let value: unknown;
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
     } catch {
       this.findings.add('json-invalid', 'not valid UTF-8', loc);
       this.complete = false;
@@ -292,6 +302,16 @@ export class DocumentWalk {
     const diffIds = checkConfig(value, loc, { layerCount, platform }, this.findings);
     this.configs.set(d.digest, diffIds);
     return diffIds;
+  }
+
+  /** Derived (descriptor.md): a descriptor's artifactType is its target's, or the config's mediaType. */
+  private checkArtifactType(d: CheckedDescriptor, value: unknown, at: Location): void {
+    if (d.artifactType === undefined || !isPlainObject(value)) return;
+    const config = isPlainObject(value.config) ? value.config.mediaType : undefined;
+    const target = value.artifactType ?? config;
+    if (typeof target !== 'string' || target === d.artifactType) return;
+    const where = { ...at, jsonPath: `${at.jsonPath ?? '$'}.artifactType`, digest: d.digest };
+    this.findings.add('artifact-type-mismatch', `artifactType is ${JSON.stringify(d.artifactType)}, the ${value.artifactType === undefined ? "target's config mediaType" : 'target'} says ${JSON.stringify(target)}`, where);
   }
 
   /** Descriptors outside the spec's places (gc keeps their blobs, so they are not "unreferenced"). */

@@ -64,7 +64,7 @@ function checkOciLayout(raw: Buffer | undefined, findings: Findings): void {
  */
 export function checkBlobFiles(site: Site, referenced: Map<string, string[]>, findings: Findings): void {
   for (const file of site.files) {
-    if (file.digest && referenced.has(file.digest)) continue;
+    if ((file.digest && referenced.has(file.digest)) || site.linkedDirs.includes(file.path)) continue;
     const loc = { path: file.path, digest: file.digest };
     if (file.type === 'symlink') findings.add('blob-symlink', `${file.path} is a symlink; it is not followed`, loc);
     else if (file.type === 'other') findings.add('blob-not-regular', `${file.path} is not a regular file`, loc);

@@ -55,6 +55,7 @@ export const RULES = {
   'descriptor-url-scheme': warning('a urls entry is not http or https'),
   'annotations-invalid': error('annotations are not a map of string to string'),
   'artifact-type-invalid': error('artifactType does not follow RFC 6838'),
+  'artifact-type-mismatch': warning("a descriptor's artifactType differs from its target's artifactType (or, without one, the config mediaType)"),
   'platform-invalid': error('platform lacks a string os and architecture, or has badly typed fields'),
   'platform-missing': info('an index entry for an image manifest has no platform'),
   // Documents (manifest.md, image-index.md, considerations.md)

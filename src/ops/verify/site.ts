@@ -15,6 +15,8 @@ export interface BlobState {
   path: string;
   /** How a worker reads it (present blobs stored as files or tar entries; absent for synthesized documents). */
   source?: ReadSource;
+  /** A symlink because blobs/ or blobs/<alg>/ is one (reported there, once). */
+  underLinkedDir?: boolean;
 }
 
 /** A file found where blobs live, valid or not. */
@@ -67,7 +69,7 @@ class DirSite implements Site {
 
   blob(digest: Digest): BlobState {
     const path = `blobs/${algorithmOf(digest)}/${digest.slice(digest.indexOf(':') + 1)}`;
-    if (this.linkedDirs.some((d) => path.startsWith(`${d}/`))) return { status: 'symlink', size: 0, path };
+    if (this.linkedDirs.some((d) => path.startsWith(`${d}/`))) return { status: 'symlink', size: 0, path, underLinkedDir: true };
     const file = this.byDigest.get(digest);
     if (!file) return { status: 'missing', size: 0, path };
     if (file.type === 'symlink') return { status: 'symlink', size: 0, path };
