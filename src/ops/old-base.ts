@@ -1,11 +1,13 @@
 import { OcikitError } from '../errors.js';
 import { isDigest, shortDigest, type Digest } from '../model/digest.js';
+import { qualifyImageName } from '../model/annotations.js';
 import { CONTAINERD_IMAGE_NAME, platformString, refNameOf, type Descriptor, type Platform } from '../model/descriptor.js';
 import { isManifestType } from '../model/media-types.js';
 import type { Selector } from '../store/reference.js';
 import { ArchiveStore } from '../store/archive.js';
 import type { Store } from '../store/store.js';
 import { checkBasePrefix, loadImage, type Image } from './image.js';
+import { parseReferrerTag } from './referrers.js';
 import { imagesOf, resolveTarget, type PlatformImage, type PlatformSpec, type Target } from './resolve.js';
 
 export const BASE_NAME = 'org.opencontainers.image.base.name';
@@ -27,10 +29,14 @@ export interface ResolvedBase {
   images: PlatformImage[];
 }
 
-/** One platform of a base: the image, the store that holds it, the name to record. */
+/** One platform of a base: the image, the store that holds it, its index.json entry (or nested target). */
 export interface BaseImage extends Image {
   store: Store;
+  /** The name given for it (BaseSource.name), if any. */
   name: string | undefined;
+  entry: Descriptor;
+  /** Its manifest is one ocikit made up (a legacy docker-save tarball): the digest exists nowhere else. */
+  synthesized: boolean;
 }
 
 export async function resolveBase(source: BaseSource): Promise<ResolvedBase> {
@@ -44,15 +50,17 @@ export async function resolveBase(source: BaseSource): Promise<ResolvedBase> {
  */
 export async function basePlatformImage(base: ResolvedBase, platform: PlatformSpec, role: string): Promise<BaseImage> {
   const { store } = base.source;
-  const name = base.source.name ?? nameOf(base.target.descriptor);
-  if (isManifestType(base.target.descriptor.mediaType)) return { ...(await loadImage(store, base.target.descriptor)), store, name };
+  const chosen = isManifestType(base.target.descriptor.mediaType) ? base.target.descriptor : platformManifest(base, platform, role);
+  const image = await loadImage(store, chosen);
+  return { ...image, store, name: base.source.name, entry: base.target.descriptor, synthesized: await isSynthesized(store, chosen.digest) };
+}
+
+function platformManifest(base: ResolvedBase, platform: PlatformSpec, role: string): Descriptor {
   const sameArch = base.images.filter((i) => i.descriptor.platform?.os === platform.os && i.descriptor.platform.architecture === platform.architecture);
   const chosen = sameArch.find((i) => (i.descriptor.platform?.variant ?? '') === (platform.variant ?? '')) ?? (sameArch.length === 1 ? sameArch[0] : undefined);
-  if (!chosen) {
-    const held = base.images.map((i) => platformString(i.descriptor.platform)).join(', ') || 'none';
-    throw new OcikitError(`${store.path}: ${role} ${describeTarget(base.target)} has no ${platformString({ ...platform })} image (it has: ${held})`);
-  }
-  return { ...(await loadImage(store, chosen.descriptor)), store, name };
+  if (chosen) return chosen.descriptor;
+  const held = base.images.map((i) => platformString(i.descriptor.platform)).join(', ') || 'none';
+  throw new OcikitError(`${base.source.store.path}: ${role} ${describeTarget(base.target)} has no ${platformString({ ...platform })} image (it has: ${held})`);
 }
 
 export function platformOfConfig(image: Image): Platform {
@@ -200,6 +208,24 @@ export async function findNameInLayouts(layouts: Store[], name: string): Promise
   if (tag === undefined || tag === name) return undefined;
   const byTag = await findInLayouts(layouts, { tag });
   return byTag && { ...byTag, source: { ...byTag.source, name } };
+}
+
+/**
+ * Tags in the --base-layout dirs that may be other versions of `name`'s repository: entries with a
+ * full name of that repository, and bare tags (which the base.name lookup takes for its tags too).
+ */
+export async function otherTags(layouts: Store[], name: string, except: Set<Digest>): Promise<string[]> {
+  const repository = repositoryOf(qualifyImageName(name));
+  const found: string[] = [];
+  for (const store of layouts) {
+    for (const d of (await store.readIndex()).value.manifests) {
+      const tag = refNameOf(d);
+      if (!tag || except.has(d.digest) || parseReferrerTag(tag)) continue;
+      const full = d.annotations?.[CONTAINERD_IMAGE_NAME] ?? (tag.includes('/') ? tag : undefined);
+      if (!full || repositoryOf(qualifyImageName(full)) === repository) found.push(`${store.path}:${tag}`);
+    }
+  }
+  return found;
 }
 
 /** The tag of `repo:tag` (not the port of `host:5000/repo`); undefined for digest references. */

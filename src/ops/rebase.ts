@@ -2,7 +2,8 @@ import { Readable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
 import { OcikitError } from '../errors.js';
 import { digestOf, isDigest, shortDigest, type Digest } from '../model/digest.js';
-import { platformString, pointTo, sameIndexEntry, withRefName, type Annotations, type Descriptor } from '../model/descriptor.js';
+import { checkAnnotation, formatImageName, parseImageName } from '../model/annotations.js';
+import { platformString, pointTo, refNameOf, sameIndexEntry, type Annotations, type Descriptor } from '../model/descriptor.js';
 import { parseJson, serializeLike, type Doc } from '../model/document.js';
 import type { History } from '../model/image-config.js';
 import type { ImageIndex } from '../model/image-index.js';
@@ -12,12 +13,13 @@ import type { BlobRef, Store, StoreWriter } from '../store/store.js';
 import type { Image } from './image.js';
 import { loadImage } from './image.js';
 import {
-  BASE_DIGEST, BASE_NAME, BUILDPACKS_METADATA, basePlatformImage, buildpacksRunImage, findBoundary, findNameInLayouts,
-  platformOfConfig, repositoryOf, resolveBase, type BaseImage, type BaseSource, type Boundary, type BoundaryMethod, type ResolvedBase,
+  BASE_DIGEST, BASE_NAME, BUILDPACKS_METADATA, SYNTHESIZED, basePlatformImage, buildpacksRunImage, findBoundary, findNameInLayouts,
+  otherTags, platformOfConfig, repositoryOf, resolveBase, type BaseImage, type BaseSource, type Boundary, type BoundaryMethod, type ResolvedBase,
 } from './old-base.js';
+import { entryName, plainTag } from './derive/base.js';
 import { findReferrers } from './referrers.js';
 import { imagesOf, resolveTarget, type PlatformSpec, type Target } from './resolve.js';
-import { propagate, type Propagation, type Replacements } from './rewrite.js';
+import { propagate, retagged, type Propagation, type Replacements } from './rewrite.js';
 import { rootNodes, walk, type WalkNode } from './walk.js';
 
 export interface RebaseOptions {
@@ -25,6 +27,8 @@ export interface RebaseOptions {
   selector?: Selector;
   /** Default: the image's base.name annotation looked up in `baseLayouts`. */
   newBase?: BaseSource;
+  /** `--base-name`: base.name for the new base (given the new base's tag when it names none). */
+  baseName?: string;
   /** The old base boundary, tried in this order; then base.digest in `baseLayouts`, then buildpacks metadata. */
   oldBase?: BaseSource;
   topLayer?: string;
@@ -82,6 +86,8 @@ export interface RebasePlan {
   images: PlannedImage[];
   platforms: PlatformReport[];
   warnings: string[];
+  /** What was left out and why (base.digest of a made-up docker-save manifest). */
+  notes: string[];
 }
 
 export interface StaleReferrer {
@@ -99,6 +105,7 @@ export interface RebaseResult {
   staleReferrers: StaleReferrer[];
   copied: { blobs: number; bytes: number };
   warnings: string[];
+  notes: string[];
 }
 
 const PLATFORM_FIELDS = ['architecture', 'os', 'variant', 'os.version'] as const;
@@ -117,6 +124,7 @@ export async function planRebase(store: Store, options: RebaseOptions = {}): Pro
   const oldBase = options.oldBase && (await resolveBase(options.oldBase));
   const newBases = newBaseFinder(options);
   const warnings: string[] = [];
+  const notes: string[] = [];
   const planned: PlannedImage[] = [];
   for (const { descriptor } of images) {
     const image = await loadImage(store, descriptor);
@@ -126,9 +134,50 @@ export async function planRebase(store: Store, options: RebaseOptions = {}): Pro
     checkLayerCount(newBase, `${newBase.store.path} ${shortDigest(newBase.descriptor.digest)}`, 'the new base');
     await checkLayersPresent(newBase);
     const boundary = await findBoundary(image, where, { ...options, oldBase });
-    planned.push(planImage(image, newBase, boundary, where, options.force ?? false, warnings));
+    if (!options.newBase) await refuseOwnBase(image, newBase, boundary, where, options.baseLayouts ?? []);
+    const name = newBaseName(newBase, options.baseName, image.manifest.value.annotations?.[BASE_NAME], where, warnings);
+    if (newBase.synthesized) notes.push(`${where}: ${BASE_DIGEST} not set: the new base ${newBase.store.path} ${SYNTHESIZED}`);
+    planned.push(planImage(image, { ...newBase, name }, boundary, where, options.force ?? false, warnings));
   }
-  return { store, target, images: planned, platforms: planned.map((p) => p.report), warnings };
+  return { store, target, images: planned, platforms: planned.map((p) => p.report), warnings, notes };
+}
+
+/** Found by base.name without --new-base, the image's own base would make the rebase a no-op. */
+async function refuseOwnBase(image: Image, newBase: BaseImage, boundary: Boundary, where: string, layouts: Store[]): Promise<void> {
+  const own = boundary.oldBase?.descriptor.digest === newBase.descriptor.digest
+    || isDeepStrictEqual(newBase.config.value.rootfs.diff_ids, image.config.value.rootfs.diff_ids.slice(0, boundary.layers));
+  if (!own) return;
+  const name = image.manifest.value.annotations?.[BASE_NAME] ?? '';
+  const others = await otherTags(layouts, name, new Set([newBase.descriptor.digest, newBase.entry.digest]));
+  const hint = others.length ? `other tags there: ${others.join(', ')}` : `no other tag of ${repositoryOf(name)} is there`;
+  throw new OcikitError(`${where}: ${BASE_NAME} ${name} names the image's own base (${shortDigest(newBase.descriptor.digest)} in ${newBase.store.path}), so the rebase would change nothing; pass --new-base REF (${hint})`);
+}
+
+/**
+ * base.name for the new base: --base-name (given the new base's tag when it names none), the name the
+ * base was found by, its entry's full name, or its bare tag under the old base.name's repository. A name
+ * that is not fully qualified is recorded with a warning; none at all leaves base.name out.
+ */
+function newBaseName(base: BaseImage, given: string | undefined, oldName: string | undefined, where: string, warnings: string[]): string | undefined {
+  const tag = plainTag(refNameOf(base.entry));
+  const name = given !== undefined ? withTag(given, tag) : base.name ?? entryName(base.entry)?.name ?? underRepositoryOf(tag, oldName);
+  if (name === undefined) {
+    warnings.push(`${where}: ${BASE_NAME} left out: the new base ${base.store.path} names itself ${tag ? `only by the tag ${JSON.stringify(tag)}` : 'by no name'}; pass --base-name REPOSITORY`);
+    return undefined;
+  }
+  for (const problem of checkAnnotation(BASE_NAME, name)) warnings.push(`${where}: ${problem.message}`);
+  return name;
+}
+
+function withTag(given: string, tag: string | undefined): string {
+  const parsed = parseImageName(given);
+  if (!parsed) throw new OcikitError(`--base-name ${JSON.stringify(given)} is not an image reference`);
+  return parsed.tag === undefined && parsed.digest === undefined && tag ? formatImageName({ ...parsed, tag }) : given;
+}
+
+/** A bare tag (`2.0`) is taken for a tag of the old base.name's repository (`example.com/base:2.0`). */
+function underRepositoryOf(tag: string | undefined, oldName: string | undefined): string | undefined {
+  return tag && oldName && parseImageName(oldName) ? `${repositoryOf(oldName)}:${tag}` : undefined;
 }
 
 /** --new-base, or the image's base.name in the --base-layout dirs (a newer tag of the same name). */
@@ -154,10 +203,10 @@ function planImage(image: Image, newBase: BaseImage, boundary: Boundary, where: 
   const k = boundary.layers;
   const family = mediaTypeInfo(image.manifest.value.mediaType ?? image.descriptor.mediaType)?.family ?? 'oci';
   const baseLayers = newBase.manifest.value.layers.map((l, i) => inFamily(l, family, `${where}: new base layer ${i}`));
-  const name = baseName(newBase.name, image.manifest.value.annotations?.[BASE_NAME]);
+  const name = newBase.name;
   const config = rebasedConfig(image, newBase, boundary, where, warnings);
   const configRef = { digest: digestOf(config), size: config.length };
-  const manifest = rebasedManifest(image, baseLayers, k, configRef, { name, digest: newBase.descriptor.digest }, family);
+  const manifest = rebasedManifest(image, baseLayers, k, configRef, { name, digest: newBase.synthesized ? undefined : newBase.descriptor.digest }, family);
   const diffIds = image.config.value.rootfs.diff_ids;
   const baseDiffIds = newBase.config.value.rootfs.diff_ids;
   const layer = (d: Descriptor, diffId: string | undefined, from: LayerReport['from']): LayerReport => ({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffId, from });
@@ -231,12 +280,6 @@ function inFamily(layer: Descriptor, family: Family, where: string): Descriptor 
   return { ...layer, mediaType: docker };
 }
 
-/** A bare tag (`2.0`) is recorded with the repository of the old base.name (`example.com/base:2.0`). */
-function baseName(name: string | undefined, oldName: string | undefined): string | undefined {
-  if (!name || /[/:@]/.test(name) || !oldName || !/[/:@]/.test(oldName)) return name;
-  return `${repositoryOf(oldName)}:${name}`;
-}
-
 /** The image's own config (key order, unknown fields kept) on the new base's rootfs, history and platform. */
 function rebasedConfig(image: Image, newBase: BaseImage, boundary: Boundary, where: string, warnings: string[]): Buffer {
   const original = image.config.value;
@@ -261,30 +304,45 @@ function rebasedConfig(image: Image, newBase: BaseImage, boundary: Boundary, whe
 
 /**
  * New base history, then the image's entries after the old base's. The old base's own history marks
- * the cut when it is known; else the cut is after the k-th entry that made a layer. Empty entries right
- * after the cut that the new base ends with too (its CMD, ENV) are the base's, not the image's.
+ * the cut when it is the image's first entries; else the cut is after the k-th entry that made a layer,
+ * and the empty entries right after it that the old base (or, absent, the new base) ends with too are
+ * the base's, not the image's.
  */
 function rebasedHistory(history: History[], k: number, oldBase: Image | undefined, newBase: Image): History[] {
   const baseHistory = newBase.config.value.history ?? [];
-  let rest = history.slice(historyCut(history, k, oldBase?.config.value.history ?? undefined));
-  if (!oldBase) {
-    let tailStart = baseHistory.length;
-    while (tailStart > 0 && baseHistory[tailStart - 1]!.empty_layer) tailStart--;
-    const baseTail = baseHistory.slice(tailStart);
-    let same = 0;
-    while (same < baseTail.length && same < rest.length && rest[same]!.empty_layer && isDeepStrictEqual(rest[same], baseTail[same])) same++;
-    if (same === baseTail.length) rest = rest.slice(same);
-  }
-  return [...baseHistory, ...rest];
+  const known = oldBase?.config.value.history ?? undefined;
+  if (known && isHistoryOf(known, history, k)) return [...baseHistory, ...history.slice(known.length)];
+  const rest = history.slice(layerCut(history, k));
+  return [...baseHistory, ...rest.slice(baseTailLength(rest, known ?? baseHistory))];
 }
 
-function historyCut(history: History[], k: number, oldBaseHistory: History[] | undefined): number {
-  if (oldBaseHistory && oldBaseHistory.length <= history.length && oldBaseHistory.filter((h) => !h.empty_layer).length === k
-    && oldBaseHistory.every((h, i) => isDeepStrictEqual(h, history[i]))) return oldBaseHistory.length;
+function isHistoryOf(baseHistory: History[], history: History[], k: number): boolean {
+  return baseHistory.length <= history.length && baseHistory.filter((h) => !h.empty_layer).length === k
+    && baseHistory.every((h, i) => isDeepStrictEqual(h, history[i]));
+}
+
+function layerCut(history: History[], k: number): number {
   if (k === 0) return 0;
   let layers = 0;
   for (let i = 0; i < history.length; i++) if (!history[i]!.empty_layer && ++layers === k) return i + 1;
   return history.length;
+}
+
+/**
+ * How many of `rest`'s first entries are the base's trailing empty entries (CMD, ENV), matched by
+ * instruction and comment: a rebuilt or re-configured base (umoci config) has new `created` times.
+ */
+function baseTailLength(rest: History[], baseHistory: History[]): number {
+  let start = baseHistory.length;
+  while (start > 0 && baseHistory[start - 1]!.empty_layer) start--;
+  const tail = baseHistory.slice(start);
+  let same = 0;
+  while (same < tail.length && same < rest.length && rest[same]!.empty_layer && sameStep(rest[same]!, tail[same]!)) same++;
+  return same;
+}
+
+function sameStep(a: History, b: History): boolean {
+  return a.created_by === b.created_by && a.comment === b.comment;
 }
 
 /** Buildpacks' rebaser finds the base by runImage.topLayer next time: keep it and the reference current. */
@@ -306,7 +364,8 @@ function updateBuildpacksLabel(config: Record<string, unknown>, newBase: BaseIma
   }
   const top = newBase.config.value.rootfs.diff_ids.at(-1);
   if (top) runImage.topLayer = top;
-  runImage.reference = referenceWithDigest(runImage.reference, newBase.name, newBase.descriptor.digest);
+  if (newBase.synthesized) delete runImage.reference;
+  else runImage.reference = referenceWithDigest(runImage.reference, newBase.name, newBase.descriptor.digest);
   metadata.runImage = runImage;
   labels[BUILDPACKS_METADATA] = JSON.stringify(metadata);
 }
@@ -317,7 +376,7 @@ function referenceWithDigest(old: unknown, name: string | undefined, digest: Dig
 }
 
 function rebasedManifest(
-  image: Image, baseLayers: Descriptor[], k: number, config: BlobRef, base: { name: string | undefined; digest: Digest }, family: Family,
+  image: Image, baseLayers: Descriptor[], k: number, config: BlobRef, base: { name: string | undefined; digest: Digest | undefined }, family: Family,
 ): Buffer {
   const value = structuredClone(image.manifest.value) as Record<string, unknown>;
   value.config = pointTo(image.manifest.value.config, config);
@@ -327,7 +386,8 @@ function rebasedManifest(
     const annotations: Annotations = { ...(value.annotations as Annotations | undefined) };
     if (base.name) annotations[BASE_NAME] = base.name;
     else delete annotations[BASE_NAME];
-    annotations[BASE_DIGEST] = base.digest;
+    if (base.digest) annotations[BASE_DIGEST] = base.digest;
+    else delete annotations[BASE_DIGEST];
     value.annotations = annotations;
   }
   return serializeLike(value, image.manifest.raw);
@@ -351,7 +411,7 @@ export async function applyRebase(plan: RebasePlan, writer: StoreWriter, options
   const staleReferrers = await findStaleReferrers(plan, replaced, dangling, !options.output);
   const copied = await copyReachable(plan, writer, docs, after, options.onBlob);
   await writer.commit(index.index);
-  return { before: plan.target.descriptor, after, platforms: plan.platforms, staleReferrers, copied, warnings: plan.warnings };
+  return { before: plan.target.descriptor, after, platforms: plan.platforms, staleReferrers, copied, warnings: plan.warnings, notes: plan.notes };
 }
 
 /** A writer that remembers the documents it was given, so the result can be walked before commit. */
@@ -400,7 +460,7 @@ async function resultIndex(
 ): Promise<Pick<Propagation, 'index' | 'replaced' | 'danglingReferrers'>> {
   const unchanged = { replaced: new Map<Digest, Digest>(), danglingReferrers: [] };
   if (output) {
-    const entry = output.tag ? withRefName(after, output.tag) : after;
+    const entry = output.tag ? retagged(after, output.tag) : after;
     const existing = output.index?.value;
     const kept = (existing?.manifests ?? []).filter((d) => !sameIndexEntry(d, entry));
     const index = serializeLike({ ...(existing ?? { schemaVersion: 2, mediaType: MediaType.ociIndex }), manifests: [...kept, entry] }, output.index?.raw);

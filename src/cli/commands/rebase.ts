@@ -18,6 +18,7 @@ import { humanBytes, printJson } from '../output.js';
 interface Args {
   image: string;
   'new-base'?: string;
+  'base-name'?: string;
   'old-base'?: string;
   'top-layer'?: string;
   'base-layers'?: number;
@@ -33,6 +34,7 @@ interface Args {
 const builder = (y: Argv<object>): Argv<Args> => y
   .positional('image', { type: 'string', demandOption: true, describe: 'the image or index to rebase (REF)' })
   .option('new-base', { type: 'string', describe: 'the new base (REF); default: the image\'s base.name looked up in --base-layout dirs' })
+  .option('base-name', { type: 'string', describe: 'the new base\'s fully qualified name for base.name (REPOSITORY takes the new base\'s tag)' })
   .option('old-base', { type: 'string', describe: 'the base the image was built on (REF)' })
   .option('top-layer', { type: 'string', describe: 'diff_id of the old base\'s top layer (the old base itself is not needed)' })
   .option('base-layers', { type: 'number', describe: 'the image\'s bottom N layers are the old base\'s' })
@@ -52,13 +54,14 @@ async function handler(args: Args): Promise<void> {
     const ref = parseReference(text);
     const store = await openStore(ref);
     opened.push(store);
-    return { store, selector: ref.selector, name: ref.selector && 'tag' in ref.selector ? ref.selector.tag : undefined };
+    return { store, selector: ref.selector };
   };
   try {
     await withStore(args.image, async (store, ref) => {
       const options: RebaseOptions = {
         selector: ref.selector,
         newBase: args['new-base'] ? await open(args['new-base']) : undefined,
+        baseName: args['base-name'],
         oldBase: args['old-base'] ? await open(args['old-base']) : undefined,
         topLayer: args['top-layer'],
         baseLayers: args['base-layers'],
@@ -68,8 +71,8 @@ async function handler(args: Args): Promise<void> {
       };
       if (args['dry-run']) {
         const plan = await planRebase(store, options);
-        if (args.json) printJson({ dryRun: true, platforms: plan.platforms, warnings: plan.warnings });
-        else process.stdout.write(`${plan.platforms.map(dryRunText).join('')}nothing written (--dry-run)\n`);
+        if (args.json) printJson({ dryRun: true, platforms: plan.platforms, warnings: plan.warnings, notes: plan.notes });
+        else process.stdout.write(`${plan.platforms.map(dryRunText).join('')}${noteText(plan.notes)}nothing written (--dry-run)\n`);
         warn(plan.warnings);
         return;
       }
@@ -82,7 +85,7 @@ async function handler(args: Args): Promise<void> {
         return rebase(store, writer, { ...options, output });
       });
       if (args.json) printJson(result);
-      else process.stdout.write(resultText(result, args.output ?? args.image));
+      else process.stdout.write(resultText(result, args.output ?? args.image) + noteText(result.notes));
       warn(result.warnings);
       for (const r of result.staleReferrers) {
         warn([`${shortDigest(r.referrer)} (${r.via}) still refers to ${shortDigest(r.subject)}, which the rebase replaced`]);
@@ -130,6 +133,10 @@ function resultText(r: RebaseResult, where: string): string {
   lines.push(`${r.after.digest}${tag ? ` ${tag}` : ''} in ${where}`);
   lines.push(`copied ${r.copied.blobs} blob${r.copied.blobs === 1 ? '' : 's'} (${humanBytes(r.copied.bytes)})`);
   return `${lines.join('\n')}\n`;
+}
+
+function noteText(notes: string[]): string {
+  return notes.map((n) => `note: ${n}\n`).join('');
 }
 
 function warn(messages: string[]): void {

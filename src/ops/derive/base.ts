@@ -111,7 +111,8 @@ export function entryName(entry: Descriptor): { name: string; from: string } | u
   return undefined;
 }
 
-function plainTag(ref: string | undefined): string | undefined {
+/** A ref name that is a tag alone (`1.0`), not a full name. */
+export function plainTag(ref: string | undefined): string | undefined {
   return ref && /^[\w][\w.-]{0,127}$/.test(ref) ? ref : undefined;
 }
 
