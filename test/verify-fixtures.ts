@@ -1,6 +1,7 @@
 /** Helpers for the verify tests: broken variants of the sample images, each built in a temp dir. */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { verifyRef, type VerifyOptions, type VerifyReport } from '../src/ops/verify.js';
@@ -149,4 +150,26 @@ export async function tarFile(t: TestContext, files: Map<string, Buffer>, name =
   const path = join(await tempDir(t), name);
   await writeFile(path, await tarBuffer(treeEntries(files)));
   return path;
+}
+
+/** gzip members of zeros, concatenated (gunzip reads them as one stream): `gib` GiB from a few MB. */
+export function gzipBomb(gib: number): Buffer {
+  const member = gzipSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 });
+  return Buffer.concat(Array.from({ length: gib * 16 }, () => member));
+}
+
+/** A zstd frame of RLE blocks (4 bytes for each 128 KiB of zeros): `gib` GiB from `gib` × 32 KiB. */
+export function zstdRleBomb(gib: number): Buffer {
+  const BLOCK_BYTES = 128 * 1024;
+  const blocks = gib * 8192;
+  const out = Buffer.alloc(6 + blocks * 4);
+  out.writeUInt32LE(0xfd2fb528, 0);
+  out[4] = 0x00; // no content size, not single-segment, no checksum, no dictionary
+  out[5] = 0x38; // window 2^(10+7) = 128 KiB
+  for (let i = 0; i < blocks; i++) {
+    const header = (BLOCK_BYTES << 3) | (1 << 1) | (i === blocks - 1 ? 1 : 0); // RLE block
+    out.writeUIntLE(header, 6 + i * 4, 3);
+    out[6 + i * 4 + 3] = 0;
+  }
+  return out;
 }

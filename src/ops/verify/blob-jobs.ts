@@ -183,11 +183,14 @@ export async function deepCheckBlob(job: DeepJob, deps: JobDeps): Promise<JobRes
     uncompressed += chunk.length;
     if (uncompressed > job.maxLayerBytes) {
       tooLarge = true;
+      decoder?.destroy(); // at once: one compressed chunk of a bomb inflates to gigabytes
       return;
     }
     if (compression !== 'none' || job.algorithm !== 'sha256') plain.update(chunk);
     tar?.push(chunk);
   };
+  // A decoder stopped for tooLarge fails its pending write or end: that is not a decompress error.
+  const settle = (step: Promise<void>) => step.then(() => undefined, (err: unknown) => (tooLarge ? undefined : describe(err)));
   try {
     // Buffers come back once the decoder is done with them (fzstd keeps its input, so not for zstd there).
     const spare: Buffer[] = [];
@@ -210,11 +213,11 @@ export async function deepCheckBlob(job: DeepJob, deps: JobDeps): Promise<JobRes
       stored.update(chunk);
       bytes += chunk.length;
       deps.progress(chunk.length);
-      if (decodeError === undefined && !tooLarge) decodeError = await decoder.write(chunk).then(() => undefined, describe);
+      if (decodeError === undefined && !tooLarge) decodeError = await settle(decoder.write(chunk));
       if (!decoder.keepsInput) spare.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.buffer.byteLength));
     }
     decoder ??= createDecoder('none', sink, deps);
-    if (decodeError === undefined && !tooLarge) decodeError = await decoder.end().then(() => undefined, describe);
+    if (decodeError === undefined && !tooLarge) decodeError = await settle(decoder.end());
     else decoder.destroy();
   } finally {
     await reader.close();
@@ -255,6 +258,8 @@ export function createDecoder(compression: Compression, sink: (chunk: Uint8Array
 /** A zlib transform driven with backpressure: inflation runs on the libuv pool while this thread hashes. */
 export function streamDecoder(stream: Zlib.Gunzip, sink: (chunk: Uint8Array) => void): Decoder {
   let failure: unknown;
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stop = resolve)); // a destroyed stream may never call back
   stream.on('data', sink);
   const done = new Promise<void>((resolve, reject) => {
     stream.on('end', resolve);
@@ -268,15 +273,18 @@ export function streamDecoder(stream: Zlib.Gunzip, sink: (chunk: Uint8Array) => 
     async write(chunk) {
       if (failure) throw failure;
       // The write callback runs once zlib has consumed the chunk; its output went to `sink` meanwhile.
-      await Promise.race([new Promise<void>((resolve, reject) => stream.write(chunk, (err) => (err ? reject(err) : resolve()))), done]);
+      await Promise.race([new Promise<void>((resolve, reject) => stream.write(chunk, (err) => (err ? reject(err) : resolve()))), done, stopped]);
       if (failure) throw failure;
     },
     keepsInput: false,
     async end() {
       stream.end();
-      await done;
+      await Promise.race([done, stopped]);
     },
-    destroy: () => stream.destroy(),
+    destroy: () => {
+      stop();
+      stream.destroy();
+    },
   };
 }
 
@@ -288,6 +296,8 @@ export function programDecoder(program: NonNullable<JobDeps['zstdProgram']>, sin
   const child = program.spawn(program.path, ['-d', '-c', '-q', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let failure: Error | undefined;
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
   child.stdout!.on('data', sink);
   child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4096)));
   child.stdin!.on('error', () => undefined); // EPIPE when zstd quits early: its exit status says why
@@ -303,30 +313,45 @@ export function programDecoder(program: NonNullable<JobDeps['zstdProgram']>, sin
   return {
     async write(chunk) {
       if (failure) throw failure;
-      await Promise.race([new Promise<void>((resolve) => child.stdin!.write(chunk, () => resolve())), done]);
+      await Promise.race([new Promise<void>((resolve) => child.stdin!.write(chunk, () => resolve())), done, stopped]);
       if (failure) throw failure;
     },
     keepsInput: false,
     async end() {
       child.stdin!.end();
-      await done;
+      await Promise.race([done, stopped]);
     },
-    destroy: () => child.kill(),
+    destroy: () => {
+      stop();
+      child.stdout!.destroy();
+      child.kill();
+    },
   };
 }
 
 /** fzstd keeps references to its input, so the buffers it was given are never reused. */
 export function fzstdDecoder(deps: JobDeps, sink: (chunk: Uint8Array) => void): Decoder {
   if (!deps.zstd) throw new Error('no zstd decoder available');
-  const decompress = new deps.zstd.Decompress((chunk) => sink(chunk));
+  let stopped = false;
+  const decompress = new deps.zstd.Decompress((chunk) => {
+    sink(chunk);
+    // fzstd decodes a whole pushed chunk in one call (a bomb's is gigabytes): throwing is the only way out.
+    if (stopped) throw new Error('stopped');
+  });
+  const push = (chunk: Uint8Array, final: boolean) => {
+    if (stopped) return;
+    try {
+      decompress.push(chunk, final);
+    } catch (err) {
+      if (!stopped) throw err;
+    }
+  };
   return {
-    write: async (chunk) => {
-      decompress.push(chunk, false);
-    },
+    write: async (chunk) => push(chunk, false),
     keepsInput: true,
-    end: async () => {
-      decompress.push(new Uint8Array(0), true);
+    end: async () => push(new Uint8Array(0), true),
+    destroy: () => {
+      stopped = true;
     },
-    destroy: () => undefined,
   };
 }
