@@ -39,10 +39,15 @@ export async function main(argv: string[]): Promise<number> {
 // A rejection nobody awaited (a bug, but also a background read gone wrong) still ends the process
 // with the CLI's contract: one line, exit 2, no stack. Writes are safe at any exit, as after a kill.
 const lastResort = (err: unknown) => {
+  if (isClosedPipe(err)) quitOnClosedPipe();
   process.stderr.write(`ocikit: internal error: ${describeError(err).split('\n')[0]}\n`);
   if (process.argv.includes('--debug') && err instanceof Error) process.stderr.write(`${err.stack}\n`);
   process.exit(2);
 };
+// A reader that stops early (`| head -1`) is no failure: stop writing and exit quietly, as other CLIs do.
+const isClosedPipe = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code === 'EPIPE';
+const quitOnClosedPipe = () => process.exit(Number(process.exitCode ?? 0));
+process.stdout.on('error', (err) => (isClosedPipe(err) ? quitOnClosedPipe() : lastResort(err)));
 process.on('unhandledRejection', lastResort);
 process.on('uncaughtException', lastResort);
 

@@ -5,6 +5,8 @@ export const MediaType = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
   ociConfig: 'application/vnd.oci.image.config.v1+json',
+  /** image-spec 1.1.0-rc1/rc2, dropped from 1.1.0 but written by ORAS 1.0: `blobs[]` instead of config and layers. */
+  ociArtifactManifest: 'application/vnd.oci.artifact.manifest.v1+json',
   ociEmpty: 'application/vnd.oci.empty.v1+json',
   ociLayer: 'application/vnd.oci.image.layer.v1.tar',
   ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
@@ -23,7 +25,7 @@ export const MediaType = {
 } as const;
 
 export type Family = 'oci' | 'docker';
-export type Kind = 'index' | 'manifest' | 'config' | 'layer' | 'empty' | 'other';
+export type Kind = 'index' | 'manifest' | 'artifact' | 'config' | 'layer' | 'empty' | 'other';
 export type Compression = 'none' | 'gzip' | 'zstd';
 
 export interface MediaTypeInfo {
@@ -41,6 +43,7 @@ const TABLE: Record<string, MediaTypeInfo> = {
   [M.ociIndex]: { kind: 'index', family: 'oci' },
   [M.ociManifest]: { kind: 'manifest', family: 'oci' },
   [M.ociConfig]: { kind: 'config', family: 'oci' },
+  [M.ociArtifactManifest]: { kind: 'artifact', family: 'oci' },
   [M.ociEmpty]: { kind: 'empty', family: 'oci' },
   [M.ociLayer]: { kind: 'layer', family: 'oci', compression: 'none' },
   [M.ociLayerGzip]: { kind: 'layer', family: 'oci', compression: 'gzip' },
@@ -77,6 +80,11 @@ export function isLayerType(mediaType: string | undefined): boolean {
 /** The OCI equivalent of a Docker media type; OCI and unknown types map to themselves. */
 export function toOciMediaType(mediaType: string): string {
   return TABLE[mediaType]?.oci ?? mediaType;
+}
+
+/** `application/json` and `…+json` (RFC 6839): a document of an unknown type worth scanning for descriptors. */
+export function isJsonType(mediaType: string | undefined): boolean {
+  return mediaType !== undefined && /^[^;]*[/+]json\s*(?:;.*)?$/i.test(mediaType);
 }
 
 /** RFC 6838 §4.2, as the OCI schema writes it. */

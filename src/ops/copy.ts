@@ -1,15 +1,15 @@
 import { OcikitError } from '../errors.js';
-import type { Digest } from '../model/digest.js';
-import { pointTo, refNameOf, sameIndexEntry, withRefName, type Descriptor } from '../model/descriptor.js';
+import { shortDigest, type Digest } from '../model/digest.js';
+import { CONTAINERD_IMAGE_NAME, pointTo, refNameOf, sameIndexEntry, withRefName, type Descriptor } from '../model/descriptor.js';
 import { serializeLike } from '../model/document.js';
 import type { ImageIndex } from '../model/image-index.js';
-import { mediaTypeInfo, toOciMediaType } from '../model/media-types.js';
+import { isIndexType, MediaType, mediaTypeInfo, toOciMediaType } from '../model/media-types.js';
 import type { Selector } from '../store/reference.js';
 import type { BlobRef, Store, StoreWriter } from '../store/store.js';
-import { reachability, type Reachability } from './reachability.js';
+import { entryRoots, indexRoots, reachability, type Reachability } from './reachability.js';
 import { CONTAINERD_SUBJECT, isFallbackTagEntry, listReferrers, referrersOf, type Referrer } from './referrers.js';
-import { platformMatches, resolveTarget, type PlatformSpec } from './resolve.js';
-import { readDocument, type WalkNode } from './walk.js';
+import { imagesOf, resolveTarget, type PlatformSpec } from './resolve.js';
+import { readDocument } from './walk.js';
 
 export interface CopyOptions {
   /** What to copy; everything index.json names when absent. */
@@ -52,6 +52,8 @@ export interface CopyResult {
   uncheckedEntries: string[];
   /** Documents rewritten by --oci-media-types: old digest → new digest. */
   converted: Map<Digest, Digest>;
+  /** What the destination cannot hold as asked (several platforms under one docker-archive RepoTag). */
+  warnings: string[];
 }
 
 /**
@@ -69,10 +71,13 @@ export async function copy(source: Store, writer: StoreWriter, destIndex: ImageI
   if (options.tag && images.length > 1) throw new OcikitError(`${source.path}: holds ${images.length} images; name one to tag it ${options.tag}`);
   // From a whole layout every referrer comes along, also one whose subject is not there.
   const extra = !options.selector && !options.platform && storable ? all : [];
-  const roots = [...images, ...extra.map((r) => r.descriptor)];
-  const reach = await reachability(source, roots.map(rootNode), { followSubjects: false, referrers: storable ? all : false });
+  // A new destination gets the source's index.json fields (annotations, unknown ones): their blobs come too.
+  const carried = destIndex ? undefined : (await source.readIndex()).value;
+  const roots = [...entryRoots([...images, ...extra.map((r) => r.descriptor)]), ...(carried ? indexRoots({ ...carried, manifests: [] }) : [])];
+  const reach = await reachability(source, roots, { followSubjects: false, referrers: storable ? all : false });
   const result: CopyResult = {
     entries: [], blobs: 0, bytes: 0, existing: 0, referrers: [], referrersSkipped: 0, danglingReferrers: [], absentExtensionBlobs: [], uncheckedEntries: unchecked, converted: new Map(),
+    warnings: writer.kind === 'docker-archive' ? await sharedRepoTags(source, images) : [],
   };
   await copyBlobs(source, writer, reach, options, result);
   if (options.ociMediaTypes) images = await Promise.all(images.map((d) => toOci(source, writer, d, result.converted)));
@@ -80,15 +85,40 @@ export async function copy(source: Store, writer: StoreWriter, destIndex: ImageI
   result.referrers = referrers.map(copiedReferrer);
   result.danglingReferrers = referrers.filter((r) => result.converted.has(r.subject)).map((r) => ({ referrer: r.descriptor.digest, subject: r.subject }));
   if (wanted && !storable) result.referrersSkipped = referrersOf(all, reach.blobs.keys()).length;
-  const entries = dedupe([...images.map((d) => (options.tag ? withRefName(d, options.tag) : d)), ...referrers.map(referrerEntry)]);
-  await writer.commit(destinationIndex(destIndex, entries));
+  const tag = options.tag && writer.kind === 'docker-archive' ? withLatest(options.tag) : options.tag;
+  const entries = dedupe([...images.map((d) => (tag ? withRefName(d, tag) : d)), ...referrers.map(referrerEntry)]);
+  await writer.commit(destinationIndex(destIndex ?? carried, destIndex?.manifests ?? [], entries));
   return { ...result, entries };
 }
 
-/** The destination's index.json: its entries, but those the copy replaces, then the copied ones. */
-function destinationIndex(destIndex: ImageIndex | undefined, entries: Descriptor[]): Buffer {
-  const kept = (destIndex?.manifests ?? []).filter((d) => !entries.some((e) => sameIndexEntry(d, e)));
-  return serializeLike({ ...(destIndex ?? { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json' }), manifests: [...kept, ...entries] });
+/** The destination's index.json: its fields (or the source's, for a new one), its entries but those the copy replaces, then the copied ones. */
+function destinationIndex(fields: ImageIndex | undefined, existing: Descriptor[], entries: Descriptor[]): Buffer {
+  const kept = existing.filter((d) => !entries.some((e) => replaces(e, d)));
+  return serializeLike({ schemaVersion: 2, mediaType: MediaType.ociIndex, ...fields, manifests: [...kept, ...entries] });
+}
+
+/** Docker 25+ entries share bare ref names (`latest`): their full names (containerd's) tell them apart. */
+function replaces(entry: Descriptor, existing: Descriptor): boolean {
+  const a = entry.annotations?.[CONTAINERD_IMAGE_NAME];
+  const b = existing.annotations?.[CONTAINERD_IMAGE_NAME];
+  return a !== undefined && b !== undefined ? a === b : sameIndexEntry(entry, existing);
+}
+
+/** skopeo's `docker-archive:FILE:NAME` is NAME:latest; a RepoTag needs the tag. */
+function withLatest(name: string): string {
+  return name.lastIndexOf(':') > name.lastIndexOf('/') ? name : `${name}:latest`;
+}
+
+/** docker save holds one image per RepoTag: an index of several platforms gives manifest.json entries that share one. */
+async function sharedRepoTags(source: Store, images: Descriptor[]): Promise<string[]> {
+  const warnings: string[] = [];
+  for (const d of images) {
+    if (!isIndexType(d.mediaType)) continue;
+    const platforms = (await imagesOf(source, { descriptor: d, position: undefined })).length;
+    const name = d.annotations?.[CONTAINERD_IMAGE_NAME] ?? refNameOf(d) ?? shortDigest(d.digest);
+    if (platforms > 1) warnings.push(`${name}: ${platforms} platform images go into manifest.json under one RepoTag (docker load keeps one); pick one with --platform`);
+  }
+  return warnings;
 }
 
 /** The selected image or index; from a whole layout every index.json entry that is not a referrer. */
@@ -97,10 +127,6 @@ async function selectImages(source: Store, selector: Selector | undefined, refer
   const entries = (await source.readIndex()).value.manifests;
   const listed = new Set(referrers.map((r) => r.entry));
   return entries.filter((d, i) => !listed.has(i) && !isFallbackTagEntry(d));
-}
-
-function rootNode(descriptor: Descriptor, i: number): WalkNode {
-  return { descriptor, role: 'root', parent: undefined, jsonPath: `$.manifests[${i}]`, depth: 0 };
 }
 
 /**
@@ -137,7 +163,7 @@ async function copyBlobs(source: Store, writer: StoreWriter, reach: Reachability
     }
     if ((await source.statBlob(digest)) === undefined) {
       // Non-distributable and foreign layers are often absent on purpose: their descriptors carry on alone.
-      if (mediaTypeInfo(mediaType)?.nondistributable || urls?.length) continue;
+      if (mediaTypeInfo(mediaType)?.nondistributable || (Array.isArray(urls) && urls.length > 0)) continue;
       if (reach.extensionOnly.has(digest)) {
         result.absentExtensionBlobs.push(digest);
         continue;
@@ -151,15 +177,12 @@ async function copyBlobs(source: Store, writer: StoreWriter, reach: Reachability
   }
 }
 
-/** An index narrowed to one platform is a new index document (the source keeps its own). */
+/** The platform's manifest (nested indexes too), carrying the index entry's tag. */
 async function narrowToPlatform(source: Store, d: Descriptor, platform: PlatformSpec): Promise<Descriptor> {
-  if (mediaTypeInfo(d.mediaType)?.kind !== 'index') return d;
-  const parsed = await readDocument(source, d);
-  if (parsed?.kind !== 'index') return d;
-  const match = parsed.doc.value.manifests.find((m) => platformMatches(m.platform, platform));
-  if (!match) throw new OcikitError(`${source.path}: no ${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''} image in ${d.digest}`);
+  if (!isIndexType(d.mediaType)) return d;
+  const [match] = await imagesOf(source, { descriptor: d, position: undefined }, platform);
   const annotations = d.annotations;
-  return annotations ? { ...match, annotations: { ...match.annotations, ...annotations } } : match;
+  return annotations ? { ...match!.descriptor, annotations: { ...match!.descriptor.annotations, ...annotations } } : match!.descriptor;
 }
 
 /** Rewrites Docker schema2 documents to OCI media types, bottom-up; returns the new descriptor. */

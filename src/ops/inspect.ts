@@ -1,11 +1,11 @@
 import { OcikitError } from '../errors.js';
-import { CONTAINERD_IMAGE_NAME, refNameOf, type Annotations, type Descriptor, type Platform } from '../model/descriptor.js';
+import { CONTAINERD_IMAGE_NAME, platformString, refNameOf, type Annotations, type Descriptor, type Platform } from '../model/descriptor.js';
 import type { ImageConfig } from '../model/image-config.js';
 import { mediaTypeInfo } from '../model/media-types.js';
-import type { Selector } from '../store/reference.js';
+import { selectorText, type Selector } from '../store/reference.js';
 import type { Store } from '../store/store.js';
 import { platformMatches, resolveTarget, type PlatformSpec } from './resolve.js';
-import { readDocument } from './walk.js';
+import { readDocument, readJson } from './walk.js';
 
 /** The `inspect --json` shape (documented in the README; fields are only ever added). */
 export interface InspectNode {
@@ -45,11 +45,25 @@ export async function inspect(store: Store, options: InspectOptions = {}): Promi
   const roots = options.selector ? [(await resolveTarget(store, options.selector)).descriptor] : index.manifests;
   const entries: InspectNode[] = [];
   const tags = tagsByDigest(index.manifests);
-  for (const d of roots) {
+  // Two tags on one image are one entry showing both tags.
+  for (const d of roots.filter((d, i) => roots.findIndex((e) => e.digest === d.digest) === i)) {
     const node = await inspectNode(store, d, tags, options.platform, 0);
     if (node) entries.push(node);
   }
+  if (options.platform && !entries.some((e) => showsPlatform(e, options.platform!))) {
+    throw new OcikitError(`${store.path}: no ${platformString(options.platform as Platform)} image${options.selector ? ` in ${selectorText(options.selector)}` : ''}`);
+  }
   return { kind: store.kind, path: store.path, entries };
+}
+
+/** Whether the tree holds an image of the platform, by its descriptor or its config. */
+function showsPlatform(node: InspectNode, platform: PlatformSpec): boolean {
+  if (node.kind === 'manifest') {
+    const c = node.config;
+    const fromConfig = c?.os && c.architecture ? { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) } : undefined;
+    if (platformMatches(node.platform, platform) || platformMatches(fromConfig, platform)) return true;
+  }
+  return (node.children ?? []).some((c) => showsPlatform(c, platform));
 }
 
 function tagsByDigest(entries: Descriptor[]): Map<string, string[]> {
@@ -92,8 +106,11 @@ async function inspectNode(store: Store, d: Descriptor, tags: Map<string, string
   node.kind = 'manifest';
   node.layers = manifest.layers.map(({ mediaType, digest, size, annotations }) => (annotations ? { mediaType, digest, size, annotations } : { mediaType, digest, size }));
   node.config = { mediaType: manifest.config.mediaType, digest: manifest.config.digest, size: manifest.config.size };
-  const config = await readDocument(store, manifest.config).catch((err) => (isMissing(err) ? undefined : Promise.reject(err)));
-  if (config?.kind === 'config') Object.assign(node.config, configSummary(config.doc.value as ImageConfig));
+  if (mediaTypeInfo(manifest.config.mediaType)?.kind === 'config') {
+    // Plain JSON: a config that is not a full image config still lets the image be shown.
+    const config = await readJson(store, manifest.config).catch((err) => (isMissing(err) ? undefined : Promise.reject(err)));
+    if (config) Object.assign(node.config, configSummary(config.value));
+  }
   node.totalSize = d.size + manifest.config.size + manifest.layers.reduce((n, l) => n + l.size, 0);
   return node;
 }
@@ -103,13 +120,18 @@ function isMissing(err: unknown): boolean {
   return err instanceof OcikitError && /is missing|not in the archive/.test(err.message);
 }
 
-function configSummary(config: ImageConfig): NonNullable<InspectNode['config']> extends infer C ? Partial<C> : never {
-  const out: Record<string, unknown> = { os: config.os, architecture: config.architecture };
-  if (config.variant) out.variant = config.variant;
-  if (config.created) out.created = config.created;
-  const labels = config.config?.Labels;
-  if (labels && Object.keys(labels).length) out.labels = labels;
+/** What a config says that it can: fields of the wrong type are left out. */
+function configSummary(value: unknown): Partial<NonNullable<InspectNode['config']>> {
+  const config = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of ['os', 'architecture', 'variant', 'created'] as const) if (typeof config[key] === 'string' && config[key]) out[key] = config[key];
+  const labels = (config.config as ImageConfig['config'] | undefined)?.Labels;
+  if (isStringRecord(labels) && Object.keys(labels).length) out.labels = labels;
   return out;
+}
+
+function isStringRecord(v: unknown): v is Record<string, string> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
 }
 
 /** Shared layers count once in an index's total. */

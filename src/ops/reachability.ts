@@ -53,7 +53,7 @@ export async function reachability(store: Store, roots?: WalkNode[], options: Re
       const next = referrersOf(all, graph.reached().keys()).filter((r) => !referrers.includes(r));
       if (next.length === 0) break;
       referrers.push(...next);
-      await graph.add(next.map(referrerNode));
+      await graph.add(next.flatMap(referrerNodes));
     }
   }
   const blobs = graph.reached();
@@ -76,15 +76,27 @@ function underExtension(node: WalkNode): boolean {
 export function indexRoots(index: ImageIndex): WalkNode[] {
   const roots = rootNodes(index);
   const known = new Set<object>(index.manifests);
-  for (const { descriptor, jsonPath } of findExtensionDescriptors(index, known)) {
-    roots.push({ descriptor, role: 'extension', parent: undefined, jsonPath, depth: 0 });
-  }
+  for (const { descriptor, jsonPath } of findExtensionDescriptors(index, known)) roots.push(extensionRoot(descriptor, jsonPath));
   return roots;
 }
 
-function referrerNode(r: Referrer): WalkNode {
+/** Entries to walk from, each followed by the descriptors nested inside it (say, in `platform.compatibilities`). */
+export function entryRoots(entries: Descriptor[]): WalkNode[] {
+  return entries.flatMap((descriptor, i) => withNested({ descriptor, role: 'root', parent: undefined, jsonPath: `$.manifests[${i}]`, depth: 0 }));
+}
+
+function withNested(root: WalkNode): WalkNode[] {
+  const nested = findExtensionDescriptors(root.descriptor, new Set([root.descriptor]), root.jsonPath);
+  return [root, ...nested.map(({ descriptor, jsonPath }) => extensionRoot(descriptor, jsonPath))];
+}
+
+function extensionRoot(descriptor: Descriptor, jsonPath: string): WalkNode {
+  return { descriptor, role: 'extension', parent: undefined, jsonPath, depth: 0 };
+}
+
+function referrerNodes(r: Referrer): WalkNode[] {
   const jsonPath = r.child === undefined ? `$.manifests[${r.entry}]` : `$.manifests[${r.entry}] (fallback tag) $.manifests[${r.child}]`;
-  return { descriptor: r.descriptor, role: 'root', parent: undefined, jsonPath, depth: 0 };
+  return withNested({ descriptor: r.descriptor, role: 'root', parent: undefined, jsonPath, depth: 0 });
 }
 
 /** Who names whom: every descriptor occurrence, keyed by the document (or index.json) that holds it. */

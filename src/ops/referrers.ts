@@ -1,9 +1,9 @@
 import { OcikitError } from '../errors.js';
 import { isDigest, type Digest } from '../model/digest.js';
 import { refNameOf, type Descriptor } from '../model/descriptor.js';
-import { isIndexType, isManifestType } from '../model/media-types.js';
+import { isIndexType } from '../model/media-types.js';
 import type { Store } from '../store/store.js';
-import { readDocument } from './walk.js';
+import { readDocument, readSubject } from './walk.js';
 
 /** containerd's way of linking an index.json entry to the manifest it refers to. */
 export const CONTAINERD_SUBJECT = 'io.containerd.manifest.subject';
@@ -151,9 +151,7 @@ async function fallbackTagReferrers(store: Store, d: Descriptor, entry: number, 
 }
 
 async function subjectFieldOf(store: Store, d: Descriptor): Promise<Digest | undefined> {
-  if (!isManifestType(d.mediaType) && !isIndexType(d.mediaType)) return undefined;
-  const parsed = await readDocument(store, d);
-  return parsed && parsed.kind !== 'config' ? parsed.doc.value.subject?.digest : undefined;
+  return (await readSubject(store, d))?.digest;
 }
 
 /** One index.json entry (or a referrer) with the referrers that point at it or at anything inside it. */

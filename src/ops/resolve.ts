@@ -2,10 +2,10 @@ import { OcikitError } from '../errors.js';
 import { shortDigest, type Digest } from '../model/digest.js';
 import { CONTAINERD_IMAGE_NAME, platformString, refNameOf, type Descriptor, type Platform } from '../model/descriptor.js';
 import type { ImageIndex } from '../model/image-index.js';
-import { isIndexType, isManifestType } from '../model/media-types.js';
+import { isManifestType, mediaTypeInfo } from '../model/media-types.js';
 import type { Selector } from '../store/reference.js';
 import type { Store } from '../store/store.js';
-import { readDocument, rootNodes, walk, type WalkNode } from './walk.js';
+import { readSubject, rootNodes, walk, type WalkNode } from './walk.js';
 
 /** An image or index found in a store, with where it sits in index.json. */
 export interface Target {
@@ -37,7 +37,7 @@ async function byDigest(store: Store, index: ImageIndex, digest: Digest): Promis
   if (position >= 0) return { descriptor: index.manifests[position]!, position };
   let found: Descriptor | undefined;
   await walk(store, rootNodes(index), (node) => {
-    if (!found && node.descriptor.digest === digest && (isIndexType(node.descriptor.mediaType) || isManifestType(node.descriptor.mediaType))) found = node.descriptor;
+    if (!found && node.descriptor.digest === digest && isDocumentType(node.descriptor.mediaType)) found = node.descriptor;
   });
   if (!found) throw new OcikitError(`${store.path}: no image or index with digest ${digest}`);
   return { descriptor: found, position: undefined };
@@ -57,11 +57,15 @@ async function withoutReferrers(store: Store, candidates: Target[]): Promise<Tar
   for (const c of candidates) {
     const d = c.descriptor;
     if (d.annotations?.['io.containerd.manifest.subject'] || /^sha256-[a-f0-9]{64}/.test(refNameOf(d) ?? '')) continue;
-    const parsed = await readDocument(store, d).catch(() => undefined);
-    if (parsed && parsed.kind !== 'config' && parsed.doc.value.subject) continue;
+    if (await readSubject(store, d).catch(() => undefined)) continue;
     kept.push(c);
   }
   return kept;
+}
+
+function isDocumentType(mediaType: string): boolean {
+  const kind = mediaTypeInfo(mediaType)?.kind;
+  return kind === 'index' || kind === 'manifest' || kind === 'artifact';
 }
 
 function distinct(targets: Target[]): number {
@@ -81,7 +85,7 @@ function namesOf(d: Descriptor): string[] {
 }
 
 /** `busybox:latest` names `docker.io/library/busybox:latest` too. */
-function sameName(stored: string, wanted: string): boolean {
+export function sameName(stored: string, wanted: string): boolean {
   return stored === wanted || familiar(stored) === familiar(wanted);
 }
 

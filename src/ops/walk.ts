@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { OcikitError } from '../errors.js';
 import { isDigest, shortDigest, type Digest } from '../model/digest.js';
-import { descriptorSchema, type Descriptor } from '../model/descriptor.js';
-import { DEFAULT_MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH, parseDocument, type Doc } from '../model/document.js';
+import type { Descriptor } from '../model/descriptor.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH, parseDocument, parseJson, type Doc } from '../model/document.js';
 import { imageConfigSchema } from '../model/image-config.js';
 import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
 import { imageManifestSchema, type ImageManifest } from '../model/image-manifest.js';
-import { mediaTypeInfo } from '../model/media-types.js';
+import { isJsonType, mediaTypeInfo } from '../model/media-types.js';
 import type { Store } from '../store/store.js';
 
 /** How a descriptor is reached: what its parent document says it is. */
@@ -27,6 +27,25 @@ export type ParsedDoc =
   | { kind: 'manifest'; doc: Doc<ImageManifest> }
   | { kind: 'config'; doc: Doc<unknown> };
 
+/** image-spec 1.1.0-rc artifact manifest; its fields are read by shape, never trusted. */
+export interface ArtifactManifest {
+  mediaType?: unknown;
+  artifactType?: unknown;
+  blobs?: unknown;
+  subject?: unknown;
+  annotations?: unknown;
+  [field: string]: unknown;
+}
+
+/**
+ * What the walk reads: indexes and manifests (schema-checked), configs as plain JSON (a config that is not
+ * a full image config is still copied and kept), artifact manifests, and JSON documents of unknown types.
+ */
+export type WalkedDoc =
+  | ParsedDoc
+  | { kind: 'artifact'; doc: Doc<ArtifactManifest> }
+  | { kind: 'other'; doc: Doc<unknown> };
+
 export interface WalkOptions {
   /** Nested indexes deeper than this are refused (a loop guard backs it up). */
   maxDepth?: number;
@@ -39,7 +58,7 @@ export interface WalkOptions {
   follow?: (node: WalkNode) => boolean;
 }
 
-export type Visitor = (node: WalkNode, parsed: ParsedDoc | undefined) => void | Promise<void>;
+export type Visitor = (node: WalkNode, parsed: WalkedDoc | undefined) => void | Promise<void>;
 
 /**
  * Visits every descriptor reachable from the roots, in document order. Each descriptor occurrence is
@@ -57,22 +76,59 @@ export async function walk(store: Store, roots: WalkNode[], visit: Visitor, opti
   }
 }
 
+/** How the walk reads a descriptor's blob: schema-checked, as JSON, or scanned when it parses (never an error). */
+type Reading = 'document' | 'json' | 'scan';
+
+/** Unknown JSON types are read where a document is expected, never as layers or configs. */
+const SCANNED_ROLES = new Set<Role>(['root', 'child', 'subject']);
+
+function readingOf(node: WalkNode, options: WalkOptions): Reading | undefined {
+  const { mediaType, size } = node.descriptor;
+  const kind = mediaTypeInfo(mediaType)?.kind;
+  if (kind === 'index' || kind === 'manifest') return 'document';
+  if (kind === 'artifact' || (kind === 'config' && options.scanConfigs)) return 'json';
+  const small = size <= (options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES);
+  return kind === undefined && small && SCANNED_ROLES.has(node.role) && isJsonType(mediaType) ? 'scan' : undefined;
+}
+
 async function readIfDocument(
   store: Store, node: WalkNode, descended: Set<Digest>, maxDepth: number, options: WalkOptions,
-): Promise<ParsedDoc | undefined> {
-  const { digest, mediaType } = node.descriptor;
-  const kind = mediaTypeInfo(mediaType)?.kind;
-  const readable = kind === 'index' || kind === 'manifest' || (kind === 'config' && options.scanConfigs);
-  if (!readable || descended.has(digest) || (options.follow && !options.follow(node))) return undefined;
+): Promise<WalkedDoc | undefined> {
+  const reading = readingOf(node, options);
+  const { digest } = node.descriptor;
+  if (!reading || descended.has(digest) || (options.follow && !options.follow(node))) return undefined;
   descended.add(digest);
+  const where = chain(node);
+  if (reading === 'scan') {
+    if (node.depth > maxDepth) return undefined;
+    return readWalked(store, node.descriptor, reading, options.maxDocumentBytes, where).catch(() => undefined);
+  }
   try {
-    if (node.depth > maxDepth) throw new OcikitError(`${chain(node)}: nesting deeper than ${maxDepth} levels`);
-    return await readDocument(store, node.descriptor, options.maxDocumentBytes, chain(node));
+    if (node.depth > maxDepth) throw new OcikitError(`${where}: nesting deeper than ${maxDepth} levels`);
+    return await readWalked(store, node.descriptor, reading, options.maxDocumentBytes, where);
   } catch (err) {
     if (!(err instanceof OcikitError) || !options.onError) throw err;
     options.onError(node, err);
     return undefined;
   }
+}
+
+async function readWalked(store: Store, d: Descriptor, reading: Reading, maxBytes: number | undefined, where: string): Promise<WalkedDoc> {
+  if (reading === 'document') return (await readDocument(store, d, maxBytes, where))!;
+  const doc = await readJson(store, d, maxBytes, where);
+  const kind = mediaTypeInfo(d.mediaType)?.kind;
+  if (kind === 'config') return { kind, doc };
+  if (kind === 'artifact') return { kind, doc: doc as Doc<ArtifactManifest> };
+  return { kind: 'other', doc };
+}
+
+/** A blob read as plain JSON after its size and digest are checked against the descriptor. */
+export async function readJson(
+  store: Store, descriptor: Descriptor, maxBytes = DEFAULT_MAX_DOCUMENT_BYTES, where = shortDigest(descriptor.digest),
+): Promise<Doc<unknown>> {
+  const raw = await store.readBlob(descriptor.digest, Math.max(maxBytes, 0));
+  checkContent(raw, descriptor, where);
+  return { raw, value: parseJson(raw, where) };
 }
 
 /** Reads and parses an index, manifest or config blob, checking size and digest against its descriptor. */
@@ -105,16 +161,14 @@ function createHashHex(algorithm: string, data: Buffer): string {
   return createHash(algorithm).update(data).digest('hex');
 }
 
-function childrenOf(node: WalkNode, parsed: ParsedDoc): WalkNode[] {
-  const child = (descriptor: Descriptor, role: Role, jsonPath: string): WalkNode => ({
-    descriptor, role, parent: node, jsonPath, depth: node.depth + 1,
-  });
+function childrenOf(node: WalkNode, parsed: WalkedDoc): WalkNode[] {
   const known = new Set<object>();
   const out: WalkNode[] = [];
-  const add = (d: Descriptor | undefined, role: Role, path: string) => {
-    if (!d) return;
+  const schemaChecked = parsed.kind === 'index' || parsed.kind === 'manifest';
+  const add = (d: unknown, role: Role, jsonPath: string) => {
+    if (!isObject(d) || (!schemaChecked && !looksLikeDescriptor(d))) return;
     known.add(d);
-    out.push(child(d, role, path));
+    out.push({ descriptor: d as Descriptor, role, parent: node, jsonPath, depth: node.depth + 1 });
   };
   if (parsed.kind === 'index') {
     parsed.doc.value.manifests.forEach((d, i) => add(d, 'child', `$.manifests[${i}]`));
@@ -123,9 +177,36 @@ function childrenOf(node: WalkNode, parsed: ParsedDoc): WalkNode[] {
     add(parsed.doc.value.config, 'config', '$.config');
     parsed.doc.value.layers.forEach((d, i) => add(d, 'layer', `$.layers[${i}]`));
     add(parsed.doc.value.subject, 'subject', '$.subject');
+  } else if (parsed.kind === 'artifact' && isObject(parsed.doc.value)) {
+    const { blobs, subject } = parsed.doc.value;
+    if (Array.isArray(blobs)) blobs.forEach((d, i) => add(d, 'layer', `$.blobs[${i}]`));
+    add(subject, 'subject', '$.subject');
   }
-  for (const found of findExtensionDescriptors(parsed.doc.value, known)) out.push(child(found.descriptor, 'extension', found.jsonPath));
+  for (const found of findExtensionDescriptors(parsed.doc.value, known)) {
+    out.push({ descriptor: found.descriptor, role: 'extension', parent: node, jsonPath: found.jsonPath, depth: node.depth + 1 });
+  }
   return out;
+}
+
+/**
+ * The `subject` a document names (indexes, manifests, artifact manifests, JSON of unknown types), read
+ * from the store. Unreadable indexes, manifests and artifacts are errors; other blobs are then opaque.
+ */
+export async function readSubject(store: Store, d: Descriptor): Promise<Descriptor | undefined> {
+  const kind = mediaTypeInfo(d.mediaType)?.kind;
+  if (kind === 'index' || kind === 'manifest') return subjectIn((await readDocument(store, d))?.doc.value);
+  if (kind === 'artifact') return subjectIn((await readJson(store, d)).value);
+  if (kind !== undefined || !isJsonType(d.mediaType) || d.size > DEFAULT_MAX_DOCUMENT_BYTES) return undefined;
+  return subjectIn((await readJson(store, d).catch(() => undefined))?.value);
+}
+
+function subjectIn(value: unknown): Descriptor | undefined {
+  const subject = isObject(value) ? value.subject : undefined;
+  return isObject(subject) && looksLikeDescriptor(subject) ? (subject as Descriptor) : undefined;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Objects shaped like a descriptor outside the places the spec defines: kept by gc and copy all the same. */
@@ -147,10 +228,10 @@ export function findExtensionDescriptors(value: unknown, known: Set<object>, pat
   return found;
 }
 
+/** The issue's rule, nothing more: odd annotations, platform or urls do not make a blob unreachable. */
 function looksLikeDescriptor(v: object): boolean {
   const o = v as Record<string, unknown>;
-  return typeof o.mediaType === 'string' && isDigest(o.digest) && Number.isSafeInteger(o.size) && (o.size as number) >= 0
-    && descriptorSchema.safeParse(o).success;
+  return typeof o.mediaType === 'string' && isDigest(o.digest) && Number.isSafeInteger(o.size) && (o.size as number) >= 0;
 }
 
 /** The roots of a store: every index.json entry. */

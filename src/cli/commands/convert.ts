@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { copy, type CopyResult } from '../../ops/copy.js';
-import { DirStore } from '../../store/dir.js';
+import { existingIndex } from '../../store/open.js';
 import { parsePlatform } from '../../ops/resolve.js';
 import { parseReference } from '../../store/reference.js';
 import { withStore, withWriter } from '../context.js';
@@ -33,8 +33,7 @@ async function handler(args: Args): Promise<void> {
   await withStore(args.src, async (store, ref) => {
     const tag = dest.selector && 'tag' in dest.selector ? dest.selector.tag : undefined;
     const result = await withWriter(dest, store, args, async (writer) => {
-      const existing = writer.kind === 'oci' ? await readExistingIndex(dest.path) : undefined;
-      return copy(store, writer, existing, {
+      return copy(store, writer, await existingIndex(writer), {
         selector: ref.selector,
         tag,
         platform: args.platform ? parsePlatform(args.platform) : undefined,
@@ -60,12 +59,7 @@ function warnAbout(result: CopyResult): void {
   for (const d of result.danglingReferrers) warn(`referrer ${d.referrer} still names ${d.subject}, which --oci-media-types rewrote`);
   for (const d of result.absentExtensionBlobs) warn(`${d} is named by an extension descriptor but absent from the source`);
   for (const e of result.uncheckedEntries) warn(`not checked for referrers: ${e}`);
-}
-
-/** A new layout is staged elsewhere and appears only at commit: until then there is no index to merge into. */
-async function readExistingIndex(dir: string) {
-  const store = new DirStore(dir);
-  return (await store.readTopFile('index.json')) ? (await store.readIndex()).value : undefined;
+  for (const w of result.warnings) warn(w);
 }
 
 function writerLabel(kind: string | undefined, path: string): string {
