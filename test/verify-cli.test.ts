@@ -1,5 +1,7 @@
 /** `ocikit verify` as users run it (the built bundle): exit codes, human and JSON output, workers in the bundle. */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -7,6 +9,7 @@ import { assertCleanError, describeRun, runOcikit } from './helpers/ocikit-proce
 import { archiveFixture, layoutFixture, writeBigLayout } from './helpers/scratch.js';
 import { corruptBlob } from '../testdata/builder.js';
 import type { VerifyReport } from '../src/ops/verify.js';
+import { BlobPool } from '../src/ops/verify/pool.js';
 import { imageLayout, smallImage, tempDir } from './verify-fixtures.js';
 
 test('a clean layout: exit 0, a summary line; --json is the documented report', async () => {
@@ -90,4 +93,39 @@ test('the bundled CLI hashes and decompresses in worker threads: a big layout, p
   assert.equal(r.code, 1, describeRun(r));
   const rules = (JSON.parse(r.stdout) as VerifyReport).findings.map((f) => f.rule).sort();
   assert.deepEqual(rules, ['blob-digest-mismatch', 'config-diffid-mismatch']);
+});
+
+test('several refs, one unreadable: the others are still verified, one error line, exit 2, {ref, error} in --json', async (t) => {
+  const image = smallImage();
+  const bad = await imageLayout(t, image);
+  await corruptBlob(bad, image.layers[0]!.descriptor.digest);
+  const missing = join(await tempDir(t), 'nope');
+  const json = await runOcikit(['verify', '--json', missing, layoutFixture('app'), bad]);
+  assert.equal(json.code, 2, describeRun(json));
+  const reports = JSON.parse(json.stdout) as Array<VerifyReport | { ref: string; error: string }>;
+  assert.equal(reports.length, 3);
+  assert.deepEqual(reports[0], { ref: missing, error: `${missing}: no such file or directory` });
+  assert.deepEqual(reports.slice(1).map((r) => 'ok' in r && r.ok), [true, false]);
+  assert.deepEqual(json.stderr.trim().split('\n'), [`ocikit: ${missing}: no such file or directory`]);
+  const human = await runOcikit(['verify', layoutFixture('app'), missing, bad]);
+  assert.equal(human.code, 2, describeRun(human));
+  assert.match(human.stdout, /ok: .*\n[^]*FAILED: /, 'both readable refs are reported, in order');
+  assertCleanError(human, [2], /no such file/);
+});
+
+test('--jobs above the work: no more worker threads than batches (peak RSS stays under 150 MiB)', async (t) => {
+  const hasTime = existsSync('/usr/bin/time');
+  const dir = join(await tempDir(t), 'big');
+  await writeBigLayout(dir, 6, 3 * 1024 * 1024);
+  const pool = new BlobPool({ jobs: 16, minWorkerBytes: 0 });
+  t.after(() => pool.close());
+  const file = join(dir, 'blobs', 'sha256', (await readdir(join(dir, 'blobs', 'sha256')))[0]!);
+  const big = { job: { kind: 'hash' as const, source: { file, offset: 0, length: null, noFollow: true }, algorithm: 'sha256' }, size: 9 * 1024 * 1024 };
+  await pool.run([big, big, big]);
+  assert.equal((pool as unknown as { workers: unknown[] }).workers.length, 2, 'three batches: the main thread and two workers');
+  if (!hasTime) return t.skip('/usr/bin/time not installed: RSS not measured');
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, join(import.meta.dirname, '..', 'bin', 'ocikit.js'), 'verify', '--jobs', '16', dir], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const kib = Number(r.stderr.trim().split('\n').at(-1));
+  assert.ok(kib < 150 * 1024, `peak RSS ${Math.round(kib / 1024)} MiB with --jobs 16`);
 });

@@ -58,7 +58,7 @@ export interface VerifyOptions {
   strict?: boolean;
   /** Check only this shard's share of blob contents (every shard checks every document). */
   shard?: Shard;
-  /** Threads hashing at once; default: the machine's cores. */
+  /** Threads hashing at once; default: the machine's cores (more only oversubscribes them); never more than there is work for. */
   jobs?: number;
   /** --deep stops decompressing a layer past this many bytes (a decompression bomb costs only time). */
   maxLayerBytes?: number;
@@ -111,7 +111,7 @@ export async function verify(store: Store, options: VerifyOptions = {}): Promise
   const zstdProgram = options.deep && options.zstdProgram !== false ? (options.zstdProgram ?? findZstdProgram()) : undefined;
   const minWorkerBytes = options.minWorkerBytes ?? (options.deep ? DEFAULT_MIN_WORKER_BYTES / 4 : DEFAULT_MIN_WORKER_BYTES);
   const pool = new BlobPool({ jobs, minWorkerBytes, zstdProgram });
-  if (!options.deep && !options.selector) pool.prestart(site.present().reduce((sum, d) => sum + site.blob(d).size, 0));
+  if (!options.deep && !options.selector) pool.prestart(site.present().map((d) => site.blob(d).size));
   try {
     const walk = new DocumentWalk(site, findings, { maxDepth: options.maxDepth ?? 32, dockerSave: store.kind === 'docker-archive' });
     const { images, roots } = await walkDocuments(store, site, walk, findings, options.selector);

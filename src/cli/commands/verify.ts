@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { OcikitError } from '../../errors.js';
+import { describeError, OcikitError } from '../../errors.js';
 import { shortDigest } from '../../model/digest.js';
 import { parseShard, RULES, verifyRef, type Finding, type VerifyReport } from '../../ops/verify.js';
 import { setExit } from '../context.js';
@@ -25,7 +25,7 @@ export const verifyCommand: CommandModule<object, Args> = {
     .option('json', { type: 'boolean', describe: 'machine-readable report' })
     .option('strict', { type: 'boolean', describe: 'warnings fail too' })
     .option('shard', { type: 'string', describe: 'K/N: check only this share of blob contents (documents always)' })
-    .option('jobs', { type: 'number', describe: 'threads hashing at once (default: cores)' })
+    .option('jobs', { type: 'number', describe: 'threads hashing at once (default: cores; more than the cores only oversubscribes them)' })
     .option('max-layer-bytes', { type: 'string', describe: 'stop decompressing a layer past this size (e.g. 64G)' })
     .option('rules', { type: 'boolean', describe: 'list every rule id with its severity and exit' }) as never,
   handler: async (args) => {
@@ -38,20 +38,35 @@ export const verifyCommand: CommandModule<object, Args> = {
     const shard = args.shard === undefined ? undefined : parseShard(args.shard);
     if (args.jobs !== undefined && !(Number.isInteger(args.jobs) && args.jobs >= 1)) throw new OcikitError(`--jobs ${args.jobs}: expected a whole number ≥ 1`);
     const maxLayerBytes = args['max-layer-bytes'] === undefined ? undefined : parseSize(args['max-layer-bytes']);
-    const reports: VerifyReport[] = [];
+    const reports: Array<VerifyReport | RefError> = [];
     for (const ref of refs) {
       let progress: Progress | undefined;
       const report = await verifyRef(ref, {
         deep: args.deep, strict: args.strict, shard, jobs: args.jobs, maxLayerBytes,
         onProgress: (done, total) => (progress ??= new Progress(`verify ${ref}`, total, args.json)).update(done),
-      }).finally(() => progress?.done());
+      }).catch((err: unknown) => refError(ref, err)).finally(() => progress?.done());
       reports.push(report);
+      if ('error' in report) continue;
       if (!args.json) process.stdout.write(render(report));
       setExit(report.ok ? 0 : 1);
     }
     if (args.json) printJson(reports.length === 1 ? reports[0] : reports);
   },
 };
+
+/** A ref that could not be verified at all; the other refs still are. */
+interface RefError {
+  ref: string;
+  error: string;
+}
+
+function refError(ref: string, err: unknown): RefError {
+  const internal = !(err instanceof OcikitError) && !(err as NodeJS.ErrnoException)?.code;
+  const error = `${internal ? 'internal error: ' : ''}${describeError(err).split('\n')[0]}`;
+  process.stderr.write(`ocikit: ${error}\n`);
+  setExit(2);
+  return { ref, error };
+}
 
 function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim());

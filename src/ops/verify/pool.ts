@@ -62,7 +62,7 @@ export class BlobPool {
     const batches = batch(threadBound, (i) => jobs[i]!.size);
     const take = () => batches.shift();
     const takePooled = () => pooled.shift();
-    const workers = this.workers.length ? this.workers : this.startWorkers(threadBound.reduce((sum, i) => sum + jobs[i]!.size, 0));
+    const workers = this.workers.length ? this.workers : this.startWorkers(threadBound.reduce((sum, i) => sum + jobs[i]!.size, 0), batches.length);
     const lanes: Array<Promise<void>> = [];
     // One stream more than cores: while one waits for the main thread, the others keep the pool busy (measured best).
     for (let k = 0; k <= this.options.jobs; k++) lanes.push(this.mainLane(jobs, results, takePooled));
@@ -74,9 +74,10 @@ export class BlobPool {
     return results;
   }
 
-  /** Starts the workers ahead of `run`, so their start-up overlaps the document checks. */
-  prestart(threadBoundBytes: number): void {
-    if (!this.workers.length) this.startWorkers(threadBoundBytes);
+  /** Starts the workers ahead of `run` (given the sizes of the blobs it will hash), so their start-up overlaps the document checks. */
+  prestart(sizes: number[]): void {
+    const order = sizes.map((_, i) => i).sort((a, b) => sizes[b]! - sizes[a]!);
+    if (!this.workers.length) this.startWorkers(sizes.reduce((sum, n) => sum + n, 0), batch(order, (i) => sizes[i]!).length);
   }
 
   async close(): Promise<void> {
@@ -106,13 +107,14 @@ export class BlobPool {
     }
   }
 
-  private startWorkers(bytes: number): Worker[] {
-    const wanted = this.options.workersOnly ? this.options.jobs : this.options.jobs - 1;
+  /** A worker costs about 9 MiB: never more than there are batches for (the main thread takes one too). */
+  private startWorkers(bytes: number, batches: number): Worker[] {
+    const wanted = Math.min(this.options.workersOnly ? this.options.jobs : this.options.jobs - 1, this.options.workersOnly ? batches : batches - 1);
     if (bytes < (this.options.minWorkerBytes ?? 0) || wanted <= 0) return [];
     const started: Worker[] = [];
     for (let i = 0; i < wanted; i++) {
       try {
-        const worker = new Worker(workerSource(), { eval: true, workerData: { progress: this.counter.buffer, fzstd: fzstdPath() } });
+        const worker = new Worker(workerSource(), { eval: true, workerData: { progress: this.counter.buffer, fzstd: fzstdPath() }});
         worker.on('error', () => undefined); // reported to the lane waiting on it
         started.push(worker);
       } catch {
