@@ -107,7 +107,8 @@ export async function verify(store: Store, options: VerifyOptions = {}): Promise
   const started = performance.now();
   const findings = new Findings();
   const site = await openSite(store);
-  const jobs = Math.max(1, options.jobs ?? availableParallelism());
+  // Hashing is CPU-bound: threads beyond the cores add nothing but a heap each (the 150 MiB budget).
+  const jobs = Math.max(1, Math.min(options.jobs ?? Infinity, availableParallelism()));
   const zstdProgram = options.deep && options.zstdProgram !== false ? (options.zstdProgram ?? findZstdProgram()) : undefined;
   const minWorkerBytes = options.minWorkerBytes ?? (options.deep ? DEFAULT_MIN_WORKER_BYTES / 4 : DEFAULT_MIN_WORKER_BYTES);
   const pool = new BlobPool({ jobs, minWorkerBytes, zstdProgram });

@@ -25,7 +25,7 @@ export const verifyCommand: CommandModule<object, Args> = {
     .option('json', { type: 'boolean', describe: 'machine-readable report' })
     .option('strict', { type: 'boolean', describe: 'warnings fail too' })
     .option('shard', { type: 'string', describe: 'K/N: check only this share of blob contents (documents always)' })
-    .option('jobs', { type: 'number', describe: 'threads hashing at once (default: cores; more than the cores only oversubscribes them)' })
+    .option('jobs', { type: 'number', describe: 'threads hashing at once (default and at most: the cores)' })
     .option('max-layer-bytes', { type: 'string', describe: 'stop decompressing a layer past this size (e.g. 64G)' })
     .option('rules', { type: 'boolean', describe: 'list every rule id with its severity and exit' }) as never,
   handler: async (args) => {
