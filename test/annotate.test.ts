@@ -389,3 +389,18 @@ test('the target must exist and unset/set may not clash', async (t) => {
   assertCleanError(await runOcikit(['annotate', `oci:${at('app')}`, '--set', `${KEY}=x`, '--unset', KEY]), [2], /both set and unset/);
   assertCleanError(await runOcikit(['annotate', `oci:${at('app')}`, '--set', 'novalue']), [2], /expected KEY=VALUE/);
 });
+
+test('annotating by tag moves that tag only: other tags of the same image keep the old manifest', async (t) => {
+  const at = await workspace(t, 'annotate-tags');
+  const dir = at('one');
+  await writeLayout(dir, { manifests: [tagged(s.app.descriptor, 'latest'), tagged(s.app.descriptor, 'pinned')], blobs: s.app.blobs });
+  const result = await annotateDir(dir, { ref: 'latest', set: { [KEY]: 'v' } });
+  const byTag = Object.fromEntries((await readJson(dir, 'index.json')).manifests!.map((d) => [d.annotations!['org.opencontainers.image.ref.name'], d.digest]));
+  assert.deepEqual(byTag, { latest: result.newTarget, pinned: s.app.descriptor.digest });
+
+  const untagged = at('all');
+  await writeLayout(untagged, { manifests: [tagged(s.app.descriptor, 'latest'), tagged(s.app.descriptor, 'pinned')], blobs: s.app.blobs });
+  const all = await annotateDir(untagged, { set: { [KEY]: 'v' } });
+  const digests = (await readJson(untagged, 'index.json')).manifests!.map((d) => d.digest);
+  assert.deepEqual(digests, [all.newTarget, all.newTarget], 'with no tag named, every entry of the one image moves');
+});

@@ -270,7 +270,9 @@ async function rewriteAll(store: Store, out: StoreWriter, rootIndex: Doc<ImageIn
   const rewriter = new Rewriter(store, out, plan, options);
   for (const root of plan.editRoots) await rewriter.rewrite(root);
   const rootDoc = applyRootEdits(rootIndex, plan, rewriter.changes);
-  const propagation = await propagate(store, out, rootDoc, rewriter.replacements(), { moveReferrers: move });
+  const byTag = options.selector !== undefined && 'tag' in options.selector;
+  const onlyEntry = byTag ? plan.target.position : undefined;
+  const propagation = await propagate(store, out, rootDoc, rewriter.replacements(), { moveReferrers: move, onlyEntry });
   const fromIndexJson = indexJsonReferrers(propagation.index, propagation.replaced, move);
   const fromSubjects = await subjectReferrers(store, rootIndex.value, propagation.replaced, move);
   settleDescriptorDigests(rewriter.changes, propagation.replaced);

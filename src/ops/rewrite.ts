@@ -13,6 +13,11 @@ export interface PropagateOptions {
   /** Re-point `subject` fields at replaced documents too (referrers follow their subject). */
   moveReferrers?: boolean;
   maxDepth?: number;
+  /**
+   * The index.json position the user named by tag: other entries holding the same document (other
+   * tags of the image) keep pointing at the old one, as a registry tag push would leave them.
+   */
+  onlyEntry?: number;
 }
 
 export interface Propagation {
@@ -77,9 +82,11 @@ export async function propagate(
     for (const key of ['manifests', 'layers'] as const) {
       const list = value[key] as Descriptor[] | undefined;
       if (!Array.isArray(list)) continue;
+      const named = depth === 0 && options.onlyEntry !== undefined ? list[options.onlyEntry] : undefined;
+      const stays = (d: Descriptor, i: number) => named !== undefined && i !== options.onlyEntry && d.digest === named.digest;
       // One at a time: `inProgress` must hold only ancestors, or a document reached twice looks like a loop.
       const next: Array<Descriptor | undefined> = [];
-      for (const d of list) next.push(await rewriteDescriptor(d, depth + 1, false));
+      for (const [i, d] of list.entries()) next.push(stays(d, i) ? undefined : await rewriteDescriptor(d, depth + 1, false));
       if (next.some(Boolean)) set(key, list.map((d, i) => next[i] ?? d));
     }
     for (const key of ['config', 'subject'] as const) {
