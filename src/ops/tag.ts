@@ -1,10 +1,10 @@
 import { OcikitError } from '../errors.js';
-import { REF_NAME, refNameOf, type Descriptor } from '../model/descriptor.js';
+import { CONTAINERD_IMAGE_NAME, REF_NAME, refNameOf, withRefName, type Descriptor } from '../model/descriptor.js';
 import { serializeLike } from '../model/document.js';
 import type { ImageIndex } from '../model/image-index.js';
 import type { Selector } from '../store/reference.js';
-import type { Store, StoreWriter } from '../store/store.js';
-import { resolveTarget } from './resolve.js';
+import type { Store, StoreKind, StoreWriter } from '../store/store.js';
+import { resolveTarget, sameName } from './resolve.js';
 
 /** ref.name grammar from the image spec (a SHOULD; umoci enforces it). */
 const REF_NAME_GRAMMAR = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/;
@@ -18,9 +18,8 @@ export async function tag(store: Store, writer: StoreWriter, selector: Selector 
   checkRefName(newTag);
   const target = await resolveTarget(store, selector);
   const index = await store.readIndex();
-  const manifests = index.value.manifests.filter((d) => refNameOf(d) !== newTag);
-  const { [REF_NAME]: _old, ...annotations } = target.descriptor.annotations ?? {};
-  const entry: Descriptor = { ...target.descriptor, annotations: { ...annotations, [REF_NAME]: newTag } };
+  const manifests = index.value.manifests.filter((d) => !holdsName(d, newTag));
+  const entry = namedEntry(store.kind, target.descriptor, newTag);
   const untaggedTwin = manifests.findIndex((d) => d.digest === entry.digest && refNameOf(d) === undefined);
   if (untaggedTwin >= 0) manifests.splice(untaggedTwin, 1, entry);
   else manifests.push(entry);
@@ -31,9 +30,23 @@ export async function tag(store: Store, writer: StoreWriter, selector: Selector 
 /** Removes a tag from index.json; the image stays (until gc) when nothing else names it. */
 export async function untag(store: Store, writer: StoreWriter, tagName: string): Promise<number> {
   const index = await store.readIndex();
-  const kept = index.value.manifests.filter((d) => refNameOf(d) !== tagName);
+  const kept = index.value.manifests.filter((d) => !holdsName(d, tagName));
   const removed = index.value.manifests.length - kept.length;
   if (removed === 0) throw new OcikitError(`${store.path}: no tag ${tagName}`);
   await writer.commit(serializeLike({ ...index.value, manifests: kept }, index.raw));
   return removed;
+}
+
+/** An entry holds a name as its ref name or as containerd's image name (which docker-archive RepoTags come from). */
+function holdsName(d: Descriptor, name: string): boolean {
+  const full = d.annotations?.[CONTAINERD_IMAGE_NAME];
+  return refNameOf(d) === name || (full !== undefined && sameName(full, name));
+}
+
+/** The target under the new name only: the old entry's names, containerd's included, are not carried over. */
+function namedEntry(kind: StoreKind, d: Descriptor, name: string): Descriptor {
+  const { [REF_NAME]: _ref, [CONTAINERD_IMAGE_NAME]: _full, ...annotations } = d.annotations ?? {};
+  const bare = { ...d, annotations };
+  // In a docker-archive the full name is what becomes the RepoTag; Docker 25+ keeps it as containerd's name.
+  return kind === 'docker-archive' ? withRefName(bare, name) : { ...bare, annotations: { ...annotations, [REF_NAME]: name } };
 }
