@@ -4,6 +4,7 @@ import { DEFAULT_MAX_DOCUMENT_BYTES } from '../model/document.js';
 import { mediaTypeInfo } from '../model/media-types.js';
 import type { Descriptor } from '../model/descriptor.js';
 import type { ImageIndex } from '../model/image-index.js';
+import { DirStore } from '../store/dir.js';
 import type { Store } from '../store/store.js';
 import { listReferrers, referrersOf, type Referrer } from './referrers.js';
 import { chain, findExtensionDescriptors, rootNodes, walk, type Role, type WalkNode } from './walk.js';
@@ -44,7 +45,9 @@ export interface Reachability {
  */
 export async function reachability(store: Store, roots?: WalkNode[], options: ReachOptions = {}): Promise<Reachability> {
   const start = roots ?? indexRoots((await store.readIndex()).value);
-  const graph = new Graph(new PrefetchingStore(store, options.scanConfigs ?? true), options);
+  // A layout directory reads documents synchronously (cheaper than any overlap): nothing to read ahead.
+  const reader = store instanceof DirStore ? store : new PrefetchingStore(store, options.scanConfigs ?? true);
+  const graph = new Graph(reader, options);
   await graph.add(start);
   const referrers: Referrer[] = [];
   if (options.referrers) {
@@ -108,14 +111,14 @@ class Graph {
   private readonly descended = new Set<Digest>();
   private readonly followSubjects: boolean;
 
-  constructor(private readonly store: PrefetchingStore, private readonly options: ReachOptions) {
+  constructor(private readonly store: Store, private readonly options: ReachOptions) {
     this.followSubjects = options.followSubjects ?? true;
   }
 
   /** Walks from more roots; documents already read are not read again. */
   async add(roots: WalkNode[]): Promise<void> {
     this.roots.push(...roots);
-    this.store.prefetch(roots.map((n) => n.descriptor));
+    if (this.store instanceof PrefetchingStore) this.store.prefetch(roots.map((n) => n.descriptor));
     const failures: Array<{ node: WalkNode; error: OcikitError }> = [];
     await walk(this.store, roots, (node, parsed) => {
       const from = node.parent?.descriptor.digest;

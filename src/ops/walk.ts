@@ -212,20 +212,34 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** Objects shaped like a descriptor outside the places the spec defines: kept by gc and copy all the same. */
 export function findExtensionDescriptors(value: unknown, known: Set<object>, path = '$'): Array<{ descriptor: Descriptor; jsonPath: string }> {
   const found: Array<{ descriptor: Descriptor; jsonPath: string }> = [];
-  const visit = (v: unknown, p: string, depth: number): void => {
+  // Keys are kept on a stack and joined into a path only for a find: most objects scanned are not descriptors.
+  const keys: Array<string | number> = [];
+  const visit = (v: unknown, depth: number): void => {
     if (depth > MAX_JSON_DEPTH) return; // deeper than parseJson accepts; callers that JSON.parse themselves must not overflow here
+    if (v === null || typeof v !== 'object') return;
     if (Array.isArray(v)) {
-      v.forEach((item, i) => visit(item, `${p}[${i}]`, depth + 1));
+      for (let i = 0; i < v.length; i++) {
+        keys.push(i);
+        visit(v[i], depth + 1);
+        keys.pop();
+      }
       return;
     }
-    if (v === null || typeof v !== 'object') return;
-    if (!known.has(v) && looksLikeDescriptor(v)) found.push({ descriptor: v as Descriptor, jsonPath: p });
-    for (const [key, item] of Object.entries(v)) {
-      visit(item, /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `${p}.${key}` : `${p}[${JSON.stringify(key)}]`, depth + 1);
+    if (!known.has(v) && looksLikeDescriptor(v)) found.push({ descriptor: v as Descriptor, jsonPath: pathOf(path, keys) });
+    for (const key in v) {
+      keys.push(key);
+      visit((v as Record<string, unknown>)[key], depth + 1);
+      keys.pop();
     }
   };
-  visit(value, path, 0);
+  visit(value, 0);
   return found;
+}
+
+function pathOf(start: string, keys: Array<string | number>): string {
+  let p = start;
+  for (const key of keys) p += typeof key === 'number' ? `[${key}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+  return p;
 }
 
 /** The issue's rule, nothing more: odd annotations, platform or urls do not make a blob unreachable. */

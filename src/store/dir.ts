@@ -1,4 +1,4 @@
-import { constants, createWriteStream, lstatSync } from 'node:fs';
+import { closeSync, constants, createWriteStream, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -43,6 +43,35 @@ async function readNoFollow(path: string, where: string, maxBytes: number): Prom
   }
 }
 
+/**
+ * The same for documents, synchronously: a walk reads thousands of small files, and the thread-pool round
+ * trips of async open/fstat/read/close cost several times the reads themselves (gc of 2,000 images).
+ */
+function readSmallNoFollow(path: string, where: string, maxBytes: number): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK); // a FIFO must not block the thread
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new OcikitError(`${where}: is a symlink; refusing to follow it`);
+    throw err;
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new OcikitError(`${where}: not a regular file`);
+    if (info.size > maxBytes) throw new OcikitError(`${where}: ${info.size} bytes is over the ${maxBytes}-byte limit for documents`);
+    const out = Buffer.allocUnsafe(info.size);
+    let done = 0;
+    while (done < out.length) {
+      const n = readSync(fd, out, done, out.length - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done === out.length ? out : out.subarray(0, done);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export class DirStore implements Store {
   readonly kind = 'oci' as const;
   private checkedDirs = new Set<string>();
@@ -81,6 +110,7 @@ export class DirStore implements Store {
   async readBlob(digest: Digest, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Buffer> {
     const path = await this.blobFile(digest);
     try {
+      if (maxBytes <= DEFAULT_MAX_DOCUMENT_BYTES) return readSmallNoFollow(path, path, maxBytes);
       return await readNoFollow(path, path, maxBytes);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new OcikitError(`${path}: blob ${digest} is missing`);
