@@ -36,10 +36,14 @@ export function refNameOf(descriptor: Descriptor): string | undefined {
   return descriptor.annotations?.[REF_NAME];
 }
 
-/** A full name (`example.com/app:v2`) is kept as containerd's image name beside the tag, as Docker 25+ does. */
-export function withRefName(d: Descriptor, tag: string): Descriptor {
+/**
+ * The entry under a tag. In a docker-archive a full name (`example.com/app:v2`) is kept as containerd's
+ * image name beside the bare tag, as Docker 25+ writes it (RepoTags come from it); in an OCI layout
+ * the ref name is the tag exactly as given, as skopeo and umoci write and look it up.
+ */
+export function withRefName(d: Descriptor, tag: string, kind: 'oci' | 'oci-archive' | 'docker-archive'): Descriptor {
   const colon = tag.lastIndexOf(':');
-  if (!/[/:]/.test(tag) || colon < tag.lastIndexOf('/')) return { ...d, annotations: { ...d.annotations, [REF_NAME]: tag } };
+  if (kind !== 'docker-archive' || !/[/:]/.test(tag) || colon < tag.lastIndexOf('/')) return { ...d, annotations: { ...d.annotations, [REF_NAME]: tag } };
   return { ...d, annotations: { ...d.annotations, [CONTAINERD_IMAGE_NAME]: tag, [REF_NAME]: tag.slice(colon + 1) } };
 }
 

@@ -7,7 +7,7 @@ import { DEFAULT_MAX_DOCUMENT_BYTES, parseJson, serializeLike, type Doc } from '
 import type { ImageIndex } from '../model/image-index.js';
 import { isIndexType, MediaType, mediaTypeInfo, toOciMediaType } from '../model/media-types.js';
 import type { Selector } from '../store/reference.js';
-import type { BlobRef, Store, StoreWriter } from '../store/store.js';
+import type { BlobRef, Store, StoreKind, StoreWriter } from '../store/store.js';
 import { deriveFromBase, platformOf, type BaseSource } from './derive/base.js';
 import { deriveFromBuildinfo } from './derive/buildinfo.js';
 import { deriveFromBuildpacks } from './derive/buildpacks.js';
@@ -171,7 +171,7 @@ export async function annotate(source: Store, writer: StoreWriter | undefined, o
     warnings.push(`moved ${outcome.referrers.filter((r) => r.moved).length} referrer(s) to the new digests: signatures made over the old digests no longer verify`);
   }
   const into = placement === 'new tag' ? rootIndex : options.output?.index;
-  const written = placement === 'in place' ? { index: outcome.index, carried: rootIndex.value } : outputOf(scope, outcome, options, into);
+  const written = placement === 'in place' ? { index: outcome.index, carried: rootIndex.value } : outputOf(scope, outcome, options, into, writer?.kind ?? source.kind);
   const replaced = outcome.replaced;
   const result: AnnotateResult = {
     target: target.descriptor.digest,
@@ -238,11 +238,13 @@ async function outputScope(store: Store, rootIndex: Doc<ImageIndex>, found: Targ
 }
 
 /** The output's index.json, and the old entries its blobs are walked from. */
-function outputOf(scope: Scope, outcome: Outcome, options: AnnotateOptions, into: Doc<ImageIndex> | undefined): { index: Buffer; carried: ImageIndex } {
+function outputOf(
+  scope: Scope, outcome: Outcome, options: AnnotateOptions, into: Doc<ImageIndex> | undefined, kind: StoreKind,
+): { index: Buffer; carried: ImageIndex } {
   const kept = keptEntries(scope, outcome, options);
   const entries = (parseJson(outcome.index, 'index.json') as ImageIndex).manifests;
   const tag = options.output?.tag;
-  const next = kept.map((i) => (i === 0 && tag ? retagged(entries[0]!, tag) : entries[i]!));
+  const next = kept.map((i) => (i === 0 && tag ? retagged(entries[0]!, tag, kind) : entries[i]!));
   return { index: outputIndex(into, next), carried: { ...scope.index.value, manifests: kept.map((i) => scope.index.value.manifests[i]!) } };
 }
 

@@ -86,7 +86,7 @@ export async function copy(source: Store, writer: StoreWriter, destIndex: ImageI
   result.danglingReferrers = referrers.filter((r) => result.converted.has(r.subject)).map((r) => ({ referrer: r.descriptor.digest, subject: r.subject }));
   if (wanted && !storable) result.referrersSkipped = referrersOf(all, reach.blobs.keys()).length;
   const tag = options.tag && writer.kind === 'docker-archive' ? withLatest(options.tag) : options.tag;
-  const entries = dedupe([...images.map((d) => (tag ? withRefName(d, tag) : d)), ...referrers.map(referrerEntry)]);
+  const entries = dedupe([...images.map((d) => (tag ? withRefName(d, tag, writer.kind) : d)), ...referrers.map(referrerEntry)]);
   await writer.commit(destinationIndex(destIndex ?? carried, destIndex?.manifests ?? [], entries));
   return { ...result, entries };
 }

@@ -460,7 +460,7 @@ async function resultIndex(
 ): Promise<Pick<Propagation, 'index' | 'replaced' | 'danglingReferrers'>> {
   const unchanged = { replaced: new Map<Digest, Digest>(), danglingReferrers: [] };
   if (output) {
-    const entry = output.tag ? retagged(after, output.tag) : after;
+    const entry = output.tag ? retagged(after, output.tag, writer.kind) : after;
     const existing = output.index?.value;
     const kept = (existing?.manifests ?? []).filter((d) => !sameIndexEntry(d, entry));
     const index = serializeLike({ ...(existing ?? { schemaVersion: 2, mediaType: MediaType.ociIndex }), manifests: [...kept, entry] }, output.index?.raw);

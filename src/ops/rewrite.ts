@@ -3,7 +3,7 @@ import type { Digest } from '../model/digest.js';
 import { CONTAINERD_IMAGE_NAME, pointTo, withRefName, type Descriptor } from '../model/descriptor.js';
 import { serializeLike, type Doc } from '../model/document.js';
 import type { ImageIndex } from '../model/image-index.js';
-import type { BlobRef, Store, StoreWriter } from '../store/store.js';
+import type { BlobRef, Store, StoreKind, StoreWriter } from '../store/store.js';
 import { readDocument } from './walk.js';
 
 /** A document replaced by new content: old digest → new blob (and media type, when that changes too). */
@@ -106,7 +106,7 @@ export async function propagate(
 }
 
 /** An index.json entry under another tag: a containerd image name names the old tag, so it goes (a full new name sets its own). */
-export function retagged(d: Descriptor, tag: string): Descriptor {
+export function retagged(d: Descriptor, tag: string, kind: StoreKind): Descriptor {
   const { [CONTAINERD_IMAGE_NAME]: _old, ...annotations } = d.annotations ?? {};
-  return withRefName({ ...d, annotations }, tag);
+  return withRefName({ ...d, annotations }, tag, kind);
 }

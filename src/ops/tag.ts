@@ -48,5 +48,5 @@ function namedEntry(kind: StoreKind, d: Descriptor, name: string): Descriptor {
   const { [REF_NAME]: _ref, [CONTAINERD_IMAGE_NAME]: _full, ...annotations } = d.annotations ?? {};
   const bare = { ...d, annotations };
   // In a docker-archive the full name is what becomes the RepoTag; Docker 25+ keeps it as containerd's name.
-  return kind === 'docker-archive' ? withRefName(bare, name) : { ...bare, annotations: { ...annotations, [REF_NAME]: name } };
+  return withRefName(bare, name, kind);
 }
