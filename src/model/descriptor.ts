@@ -47,8 +47,14 @@ export function withRefName(d: Descriptor, tag: string, kind: 'oci' | 'oci-archi
   return { ...d, annotations: { ...d.annotations, [CONTAINERD_IMAGE_NAME]: tag, [REF_NAME]: tag.slice(colon + 1) } };
 }
 
-/** Two index.json entries are the same entry when they carry the same tag, or are the same untagged content. */
+/**
+ * Two index.json entries are the same entry when they carry the same tag, or are the same untagged
+ * content. Docker 25+ entries share bare ref names (`latest`): their full names (containerd's) tell them apart.
+ */
 export function sameIndexEntry(a: Descriptor, b: Descriptor): boolean {
+  const fa = a.annotations?.[CONTAINERD_IMAGE_NAME];
+  const fb = b.annotations?.[CONTAINERD_IMAGE_NAME];
+  if (fa !== undefined && fb !== undefined) return fa === fb;
   const ta = refNameOf(a);
   const tb = refNameOf(b);
   return ta !== undefined ? ta === tb : tb === undefined && a.digest === b.digest;

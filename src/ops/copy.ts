@@ -93,15 +93,8 @@ export async function copy(source: Store, writer: StoreWriter, destIndex: ImageI
 
 /** The destination's index.json: its fields (or the source's, for a new one), its entries but those the copy replaces, then the copied ones. */
 function destinationIndex(fields: ImageIndex | undefined, existing: Descriptor[], entries: Descriptor[]): Buffer {
-  const kept = existing.filter((d) => !entries.some((e) => replaces(e, d)));
+  const kept = existing.filter((d) => !entries.some((e) => sameIndexEntry(e, d)));
   return serializeLike({ schemaVersion: 2, mediaType: MediaType.ociIndex, ...fields, manifests: [...kept, ...entries] });
-}
-
-/** Docker 25+ entries share bare ref names (`latest`): their full names (containerd's) tell them apart. */
-function replaces(entry: Descriptor, existing: Descriptor): boolean {
-  const a = entry.annotations?.[CONTAINERD_IMAGE_NAME];
-  const b = existing.annotations?.[CONTAINERD_IMAGE_NAME];
-  return a !== undefined && b !== undefined ? a === b : sameIndexEntry(entry, existing);
 }
 
 /** skopeo's `docker-archive:FILE:NAME` is NAME:latest; a RepoTag needs the tag. */
