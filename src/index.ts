@@ -8,6 +8,7 @@ export * from './model/image-manifest.js';
 export * from './model/image-config.js';
 export * from './model/oci-layout.js';
 export * from './model/docker-save.js';
+export * from './model/docker-schema2.js';
 export type { Store, StoreWriter, StoreKind, BlobRef } from './store/store.js';
 export { openStore, openLayout, openWriter } from './store/open.js';
 export { parseReference, type Reference, type Selector } from './store/reference.js';

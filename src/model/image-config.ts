@@ -22,7 +22,7 @@ const containerConfigSchema = z.looseObject({
   StopSignal: z.nullish(z.string()),
 });
 
-/** OCI image config; Docker's container.image.v1 is a superset with the same core fields. */
+/** OCI image config (Docker container.image.v1: docker-schema2.ts). */
 export const imageConfigSchema = z.looseObject({
   created: z.nullish(z.string()),
   author: z.nullish(z.string()),

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { annotationsSchema, descriptorSchema } from './descriptor.js';
 
-/** OCI image index; Docker's manifest list has the same shape (annotations are OCI-only). */
+/** OCI image index (Docker manifest list: docker-schema2.ts). */
 export const imageIndexSchema = z.looseObject({
   schemaVersion: z.number().check(z.int()),
   mediaType: z.optional(z.string()),

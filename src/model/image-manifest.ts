@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { annotationsSchema, descriptorSchema } from './descriptor.js';
 
-/** OCI image manifest; Docker's schema2 manifest has the same shape (annotations and subject are OCI-only). */
+/** OCI image manifest (Docker schema2: docker-schema2.ts). */
 export const imageManifestSchema = z.looseObject({
   schemaVersion: z.number().check(z.int()),
   mediaType: z.optional(z.string()),

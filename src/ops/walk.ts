@@ -3,6 +3,7 @@ import { OcikitError } from '../errors.js';
 import { isDigest, shortDigest, type Digest } from '../model/digest.js';
 import type { Descriptor } from '../model/descriptor.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH, parseDocument, parseJson, type Doc } from '../model/document.js';
+import { dockerImageConfigSchema, dockerManifestListSchema, dockerManifestSchema } from '../model/docker-schema2.js';
 import { imageConfigSchema } from '../model/image-config.js';
 import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
 import { imageManifestSchema, type ImageManifest } from '../model/image-manifest.js';
@@ -135,13 +136,15 @@ export async function readJson(
 export async function readDocument(
   store: Store, descriptor: Descriptor, maxBytes = DEFAULT_MAX_DOCUMENT_BYTES, where = shortDigest(descriptor.digest),
 ): Promise<ParsedDoc | undefined> {
-  const kind = mediaTypeInfo(descriptor.mediaType)?.kind;
+  const info = mediaTypeInfo(descriptor.mediaType);
+  const kind = info?.kind;
   if (kind !== 'index' && kind !== 'manifest' && kind !== 'config') return undefined;
   const raw = await store.readBlob(descriptor.digest, Math.max(maxBytes, 0));
   checkContent(raw, descriptor, where);
-  if (kind === 'index') return { kind, doc: parseDocument(imageIndexSchema, raw, where) };
-  if (kind === 'manifest') return { kind, doc: parseDocument(imageManifestSchema, raw, where) };
-  return { kind, doc: parseDocument(imageConfigSchema, raw, where) };
+  const docker = info?.family === 'docker';
+  if (kind === 'index') return { kind, doc: parseDocument(docker ? dockerManifestListSchema : imageIndexSchema, raw, where) };
+  if (kind === 'manifest') return { kind, doc: parseDocument(docker ? dockerManifestSchema : imageManifestSchema, raw, where) };
+  return { kind, doc: parseDocument(docker ? dockerImageConfigSchema : imageConfigSchema, raw, where) };
 }
 
 function checkContent(raw: Buffer, descriptor: Descriptor, where: string): void {
