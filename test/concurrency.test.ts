@@ -5,7 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { cp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { checkLayout } from './helpers/layout-check.js';
 import { assertCleanError, describeRun, hasCommand, runOcikit, type RunResult } from './helpers/ocikit-process.js';
@@ -114,4 +116,27 @@ test('concurrent rewrites of one archive never lose an update: each lands or fai
     else assertCleanError(r, [2], /(rewritten|replaced) by another process|layout is locked/);
   });
   assert.ok(results.some((r) => r.code === 0));
+});
+
+/** A pid that belonged to a process that has exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((resolve) => child.once('exit', resolve));
+  return child.pid!;
+}
+
+test(`a stale lock taken over by ${WORKERS} queued writers at once loses no update`, { timeout: 240_000 }, async (t) => {
+  // Judging a lock stale and removing it are two steps: unserialised, a second breaker removed the lock
+  // the first one had just made, and two writers ran at once (about one round in five lost a tag).
+  const ROUNDS = 16;
+  for (let round = 0; round < ROUNDS; round++) {
+    const layout = await freshLayout(`stale-${round}`);
+    await writeFile(join(layout, '.ocikit-lock'), `${await deadPid()} ${hostname()}\n`);
+    const results = await Promise.all(Array.from({ length: WORKERS }, (_, i) => runOcikit(['tag', '--wait', `${layout}:latest`, `s${i}`], { timeoutMs: 60_000 })));
+    for (const r of results) assert.equal(r.code, 0, describeRun(r));
+    const final = await readLayout(layout);
+    assert.equal(final.tags.size, WORKERS + 1, `round ${round}: every tag lands (${[...final.tags].sort().join(', ')})`);
+    assert.deepEqual((await readdir(layout)).filter((n) => n.startsWith('.ocikit')), [], 'no lock or temp file is left');
+  }
+  t.diagnostic(`${ROUNDS} rounds of ${WORKERS} writers taking over a dead process's lock, none lost`);
 });

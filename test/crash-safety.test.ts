@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { watch } from 'node:fs';
 import { chmod, chown, cp, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -239,6 +240,29 @@ test('ENOSPC: a full disk fails the write with one line and exit 2, and the layo
     await rm(filler);
     const after = await runOcikit(['tag', `${layout}:latest`, 'v2']);
     assert.equal(after.code, 0, `with space again the layout is writable (no stale lock): ${describeRun(after)}`);
+  } finally {
+    unmount(mnt);
+  }
+});
+
+test('ENOSPC: gc runs on a full disk (the lock needs no room) and frees space', async (t) => {
+  const mnt = join(root, 'full-gc');
+  await mkdir(mnt);
+  if (!tryMountTmpfs(mnt, '4m')) {
+    t.skip('mount -t tmpfs is not permitted here (needs root or CAP_SYS_ADMIN)');
+    return;
+  }
+  try {
+    const layout = join(mnt, 'layout');
+    await cp(layoutFixture('app'), layout, { recursive: true });
+    const garbage = join(layout, 'blobs', 'sha256', createHash('sha256').update(pseudoRandomBytes(256 * 1024, 3)).digest('hex'));
+    await writeFile(garbage, pseudoRandomBytes(256 * 1024, 3));
+    await fillUp(join(mnt, 'filler'));
+    const r = await runOcikit(['gc', layout]);
+    assert.equal(r.code, 0, describeRun(r));
+    await assert.rejects(readFile(garbage), 'the unreachable blob is deleted');
+    assert.deepEqual((await readdir(layout)).filter((name) => name.startsWith('.ocikit')), [], 'no lock or temp file is left');
+    assert.deepEqual((await checkLayout(layout)).problems, []);
   } finally {
     unmount(mnt);
   }

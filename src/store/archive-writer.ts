@@ -49,7 +49,7 @@ export class ArchiveWriter implements StoreWriter {
       if (options.base && (await fileIdentity(path).catch(() => '')) !== options.base.identity) {
         throw new OcikitError(`${path}: was rewritten by another process after it was read; nothing was written (run the command again)`);
       }
-      await removeStaleTempsFor(path, `${basename(path)}.ocikit-lock`);
+      await removeStaleTempsFor(path, `${basename(path)}.ocikit-lock`, `${basename(path)}.ocikit-lock.break`);
     } catch (err) {
       await lock.release();
       throw err;
