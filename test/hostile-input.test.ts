@@ -359,6 +359,11 @@ layoutCase('index.json of 1 GiB (sparse)', async (layout) => {
   const fh = await open(join(layout, 'index.json'), 'w');
   await fh.truncate(1 << 30).finally(() => fh.close());
 }, { mentions: /limit|too large|cap|over/, timeoutMs: 20_000 });
+// A lenient decode would turn the byte into U+FFFD, and a writing command (tag) would store that.
+layoutCase('index.json with a byte that is not UTF-8', async (layout) => {
+  const text = JSON.stringify({ ...appIndex, annotations: { 'org.example.name': 'caf\u00e9' } });
+  await writeFile(join(layout, 'index.json'), Buffer.from(text, 'latin1'));
+}, { mentions: /not valid UTF-8/ });
 layoutCase('index.json of 10,000 nested arrays', async (layout) => {
   await writeFile(join(layout, 'index.json'), `{"schemaVersion":2,"manifests":${'['.repeat(10_000)}${']'.repeat(10_000)}}`);
 });

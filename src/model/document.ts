@@ -19,11 +19,20 @@ export function nestingProblem(raw: Buffer): string | undefined {
   return at === undefined ? undefined : `JSON nests deeper than ${MAX_JSON_DEPTH} levels (at byte ${at}); refusing to parse it`;
 }
 
+/** Fatal: a lenient decode turns bad bytes into U+FFFD, which a writing command would then store. The BOM is kept, so JSON.parse refuses it. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 export function parseJson(raw: Buffer, where: string): unknown {
   const tooDeep = nestingProblem(raw);
   if (tooDeep) throw new OcikitError(`${where}: ${tooDeep}`);
+  let text: string;
   try {
-    return JSON.parse(raw.toString('utf8'));
+    text = utf8.decode(raw);
+  } catch {
+    throw new OcikitError(`${where}: not valid UTF-8`);
+  }
+  try {
+    return JSON.parse(text);
   } catch (err) {
     throw new OcikitError(`${where}: not valid JSON (${(err as Error).message.split('\n')[0]})`);
   }
