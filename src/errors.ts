@@ -18,9 +18,24 @@ export function describeError(err: unknown): string {
   if (err instanceof OcikitError) return err.message;
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e.code === 'string' && typeof e.path === 'string') {
-    return `${errnoText(e.code)}: ${e.path}`;
+    return `${errnoText(e.code)}: ${withoutTempNames(e.path)}`;
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A system error from a write names the file the user asked for: errors from stream writes carry no
+ * path at all (ENOSPC, EIO), so `path` is given to them.
+ */
+export function withPath(err: unknown, path: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e.code === 'string' && !(err instanceof OcikitError) && typeof e.path !== 'string') e.path = path;
+  return err;
+}
+
+/** `dir/.ocikit-tmp-<pid>-<random>-index.json` is shown as `dir/index.json`: temp names mean nothing to the user. */
+function withoutTempNames(path: string): string {
+  return path.replace(/\.ocikit-tmp-\d+-[0-9a-f]+-/g, '');
 }
 
 function errnoText(code: string): string {

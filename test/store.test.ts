@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, chown, open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ArchiveStore } from '../src/store/archive.js';
 import { DirStore, DirWriter } from '../src/store/dir.js';
-import { openStore } from '../src/store/open.js';
+import { describeError, OcikitError, withPath } from '../src/errors.js';
+import { openStore, openWriter } from '../src/store/open.js';
+import { parseReference } from '../src/store/reference.js';
+import { looksLikeTar, scanTar } from '../src/store/tar-format.js';
 import { resolveTarget, imagesOf } from '../src/ops/resolve.js';
 import { loadImage } from '../src/ops/image.js';
 import { archiveFixture, copyLayout, layoutFixture, scratchDir } from './helpers/scratch.js';
@@ -115,4 +119,67 @@ test('a directory that is not a layout is refused for writing, and nothing is cr
   } finally {
     await cleanup();
   }
+});
+
+/** The library's boundary: every failure a caller can provoke is an OcikitError naming the caller's path. */
+async function rejectsClean(promise: Promise<unknown>, message: RegExp): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(err instanceof OcikitError, `an OcikitError, not ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
+    assert.match(err.message, message);
+    assert.doesNotMatch(err.message, /\.ocikit-tmp-/, 'no temp file name');
+    return true;
+  });
+}
+
+test('ArchiveStore.open of a directory, a missing path or a FIFO is an OcikitError, at once', async (t) => {
+  const { dir, cleanup } = await scratchDir('store');
+  t.after(cleanup);
+  await rejectsClean(ArchiveStore.open(layoutFixture('app')), /app: not a tar file \(a directory\)/);
+  await rejectsClean(ArchiveStore.open(join(dir, 'missing.tar')), /missing\.tar: no such file/);
+  const fifo = join(dir, 'p.tar');
+  execFileSync('mkfifo', [fifo]);
+  await rejectsClean(ArchiveStore.open(fifo), /p\.tar: not a tar file \(not a regular file\)/);
+  // Below the store, too: opening a FIFO for reading would wait for a writer forever.
+  await rejectsClean(scanTar(fifo), /p\.tar: not a regular file/);
+  assert.equal(await looksLikeTar(fifo), false);
+});
+
+test('openWriter for an archive in a missing directory names that path and creates nothing', async (t) => {
+  const { dir, cleanup } = await scratchDir('store');
+  t.after(cleanup);
+  await rejectsClean(openWriter(parseReference(`oci-archive:${join(dir, 'no/such/x.tar')}`)), new RegExp(`x\\.tar: no such directory ${join(dir, 'no/such')}`));
+  await writeFile(join(dir, 'file'), '');
+  await rejectsClean(openWriter(parseReference(`oci-archive:${join(dir, 'file/x.tar')}`)), /file is not a directory/);
+  assert.deepEqual(await readdir(dir), ['file']);
+});
+
+test('ArchiveWriter.commit refuses an index that is not an image index, and writes nothing', async (t) => {
+  const { dir, cleanup } = await scratchDir('store');
+  t.after(cleanup);
+  const target = join(dir, 'x.tar');
+  const writer = await openWriter(parseReference(`oci-archive:${target}`));
+  await rejectsClean(writer.commit(Buffer.from('{}')), /x\.tar:index\.json: \$\.schemaVersion: expected number|x\.tar:index\.json: \$\.manifests/);
+  await writer.abort();
+  assert.deepEqual(await readdir(dir), [], 'no archive, no lock, no temp file');
+});
+
+test('a rewritten index.json keeps its mode and owner', async (t) => {
+  const { dir, cleanup } = await scratchDir('store');
+  t.after(cleanup);
+  const layout = await copyLayout('base', join(dir, 'base'));
+  const index = join(layout, 'index.json');
+  await chmod(index, 0o640);
+  if (process.getuid?.() === 0) await chown(index, 4321, 4322);
+  const writer = await DirWriter.open(layout);
+  await writer.commit(Buffer.from('{"schemaVersion":2,"manifests":[]}'));
+  const info = await stat(index);
+  assert.equal(info.mode & 0o777, 0o640);
+  if (process.getuid?.() === 0) assert.deepEqual([info.uid, info.gid], [4321, 4322]);
+});
+
+test('system errors name the file the user asked for, never a temp file', () => {
+  const err = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES', path: '/data/layout/.ocikit-tmp-123-0a1b2c-index.json' });
+  assert.equal(describeError(err), 'permission denied: /data/layout/index.json');
+  const nospc = withPath(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), '/data/x.tar');
+  assert.equal(describeError(nospc), 'no space left on device: /data/x.tar');
 });

@@ -1,13 +1,13 @@
 import { createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { open, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { OcikitError } from '../errors.js';
+import { OcikitError, withPath } from '../errors.js';
 import { blobPath, digestOf, type Digest } from '../model/digest.js';
 import { CONTAINERD_IMAGE_NAME, refNameOf, type Descriptor } from '../model/descriptor.js';
-import { parseJson } from '../model/document.js';
-import type { ImageIndex } from '../model/image-index.js';
+import { parseDocument, parseJson } from '../model/document.js';
+import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
 import { IMAGE_LAYOUT_VERSION } from '../model/oci-layout.js';
 import { isIndexType, isManifestType } from '../model/media-types.js';
 import { fileIdentity, type ArchiveStore } from './archive.js';
@@ -42,6 +42,7 @@ export class ArchiveWriter implements StoreWriter {
     path: string, kind: 'oci-archive' | 'docker-archive',
     options: LockOptions & { base?: ArchiveStore; repoTag?: string } = {},
   ): Promise<ArchiveWriter> {
+    await checkParent(path);
     const lock = await acquireLock(`${path}.ocikit-lock`, path, options);
     try {
       // The archive was read before the lock was taken: if another writer replaced it since, writing
@@ -81,6 +82,7 @@ export class ArchiveWriter implements StoreWriter {
 
   async commit(index: Buffer): Promise<void> {
     this.checkOpen();
+    parseDocument(imageIndexSchema, index, `${this.path}:index.json`); // a tarball is never written around an index no reader accepts
     this.state = 'committing';
     this.committed = this.write(index);
     return this.committed;
@@ -101,10 +103,10 @@ export class ArchiveWriter implements StoreWriter {
       const fh = await open(temp, 'r');
       await fh.sync().finally(() => fh.close());
       await rename(temp, this.path);
-      await syncDir(this.path.slice(0, Math.max(this.path.lastIndexOf('/'), 0)) || '.');
+      await syncDir(dirname(this.path));
     } catch (err) {
       await rm(temp, { force: true });
-      throw err;
+      throw withPath(err, this.path);
     } finally {
       await this.finish();
     }
@@ -193,6 +195,14 @@ export class ArchiveWriter implements StoreWriter {
     for await (const chunk of await blob.open()) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);
   }
+}
+
+/** A tarball is written beside itself (temp file, lock), so its directory must exist; it is not made up. */
+async function checkParent(path: string): Promise<void> {
+  const parent = dirname(path);
+  const info = await stat(parent).catch(() => undefined);
+  if (!info) throw new OcikitError(`${path}: no such directory ${parent}`);
+  if (!info.isDirectory()) throw new OcikitError(`${path}: ${parent} is not a directory`);
 }
 
 /** A RepoTag needs a repository: a bare tag `v1` is written as `localhost/image:v1` (documented in the README). */

@@ -1,5 +1,5 @@
 import { readSync, type Stats } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { stat, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { OcikitError } from '../errors.js';
 import { digestFromBlobPath, digestOf, isDigest, type Digest } from '../model/digest.js';
@@ -10,7 +10,7 @@ import { imageConfigSchema } from '../model/image-config.js';
 import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
 import { MediaType } from '../model/media-types.js';
 import type { BlobRef, Store } from './store.js';
-import { linkTarget, readEntry, resolveEntry, scanTar, type TarEntry, type TarIndex } from './tar-format.js';
+import { linkTarget, openRegular, readEntry, resolveEntry, scanTar, type TarEntry, type TarIndex } from './tar-format.js';
 
 /** Where a blob's bytes are: a tar entry, or bytes ocikit made up (a legacy docker-save manifest). */
 type BlobSource = { entry: TarEntry } | { bytes: Buffer };
@@ -47,7 +47,7 @@ export class ArchiveStore implements Store {
   identity = '';
 
   static async open(path: string, kind?: 'oci-archive' | 'docker-archive', options: ArchiveOpenOptions = {}): Promise<ArchiveStore> {
-    const identity = await fileIdentity(path);
+    const identity = await archiveIdentity(path);
     const tar = await scanTar(path);
     await checkEntries(tar);
     const detected = kind ?? (tar.byName.has('manifest.json') ? 'docker-archive' : 'oci-archive');
@@ -99,7 +99,7 @@ export class ArchiveStore implements Store {
    * returning bytes from another file.
    */
   private async openScanned(): Promise<FileHandle> {
-    const fh = await open(this.path, 'r');
+    const fh = await openRegular(this.path);
     const info = await fh.stat().catch(async (err) => {
       await fh.close();
       throw err;
@@ -264,6 +264,17 @@ export class ArchiveStore implements Store {
   }
 }
 
+const errnoCode = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code;
+
+/** The identity of the file to scan; a missing path or one that is not a file is the caller's mistake, said plainly. */
+async function archiveIdentity(path: string): Promise<string> {
+  const info = await stat(path).catch((err: unknown) => {
+    throw errnoCode(err) === 'ENOENT' ? new OcikitError(`${path}: no such file`) : err;
+  });
+  if (!info.isFile()) throw new OcikitError(`${path}: not a tar file (${info.isDirectory() ? 'a directory' : 'not a regular file'})`);
+  return identityOf(info);
+}
+
 export async function fileIdentity(path: string): Promise<string> {
   return identityOf(await stat(path));
 }
@@ -303,7 +314,7 @@ async function checkDuplicates(tar: TarIndex): Promise<void> {
   if (tar.duplicates.length === 0) return;
   const copies = new Map<string, TarEntry[]>(tar.duplicates.map((name) => [name, []]));
   for (const e of tar.entries) copies.get(e.name)?.push(e);
-  const fh = await open(tar.path, 'r');
+  const fh = await openRegular(tar.path);
   try {
     for (const [name, list] of copies) checkDuplicate(tar, fh, name, list);
   } finally {

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm, readdir } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, open, rename, rm, readdir, type FileHandle } from 'node:fs/promises';
+import { withPath } from '../errors.js';
 import { basename, dirname, join } from 'node:path';
 
 /** Temp files carry this prefix; a blob name never starts with a dot, so they are never taken for blobs. */
@@ -9,12 +11,17 @@ export function tempPathFor(target: string): string {
   return join(dirname(target), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}-${basename(target)}`);
 }
 
-/** Writes to a temp file in the same directory, fsyncs, then renames: readers see the old or the new file. */
+/**
+ * Writes to a temp file in the same directory, fsyncs, then renames: readers see the old or the new file.
+ * A file replaced keeps its mode (and, for root, its owner), as an edit in place would.
+ */
 export async function writeFileAtomic(target: string, data: Uint8Array): Promise<void> {
   const temp = tempPathFor(target);
+  const old = await lstat(target).catch(() => undefined);
   try {
     const fh = await open(temp, 'wx', 0o644);
     try {
+      if (old?.isFile()) await keepOwnership(fh, old);
       await fh.writeFile(data);
       await fh.sync();
     } finally {
@@ -23,9 +30,14 @@ export async function writeFileAtomic(target: string, data: Uint8Array): Promise
     await rename(temp, target);
   } catch (err) {
     await rm(temp, { force: true });
-    throw err;
+    throw withPath(err, target);
   }
   await syncDir(dirname(target));
+}
+
+async function keepOwnership(fh: FileHandle, old: Stats): Promise<void> {
+  await fh.chmod(old.mode & 0o7777);
+  if (process.getuid?.() === 0) await fh.chown(old.uid, old.gid);
 }
 
 /** Makes a rename durable. Some file systems refuse to fsync a directory; that is not an error worth failing on. */

@@ -5,7 +5,7 @@
  * entry content is located by offset and read on demand, so indexing a
  * multi-GiB layer costs one small positional read per header.
  */
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -393,9 +393,24 @@ function paxInteger(value: string, where: (m: string) => OcikitError): number {
   return n;
 }
 
+/** Non-blocking, so that opening a FIFO returns at once instead of waiting for a writer forever. */
+const READ_NONBLOCK = constants.O_RDONLY | constants.O_NONBLOCK;
+
+/** An archive is read by offsets, from a regular file only: a FIFO or device would hang or never end. */
+export async function openRegular(path: string): Promise<FileHandle> {
+  const fh = await open(path, READ_NONBLOCK);
+  const info = await fh.stat().catch(async (err: unknown) => {
+    await fh.close();
+    throw err;
+  });
+  if (info.isFile()) return fh;
+  await fh.close();
+  throw new OcikitError(`${path}: not a regular file; a tar archive must be one`);
+}
+
 /** Index every entry of a tar file by reading only its headers. */
 export async function scanTar(path: string, opts: ScanOptions = {}): Promise<TarIndex> {
-  const fh = await open(path, 'r');
+  const fh = await openRegular(path);
   try {
     const { size } = await fh.stat();
     const scanner = new Scanner(path, new WindowReader(fh, opts.stats), size, opts.maxEntries ?? Infinity);
@@ -480,7 +495,7 @@ export async function readEntry(fhOrPath: FileHandle | string, entry: TarEntry, 
   if (maxBytes !== undefined && entry.size > maxBytes) {
     throw new OcikitError(`tar entry ${JSON.stringify(entry.name)} is ${entry.size} bytes, more than the ${maxBytes} byte limit`);
   }
-  const fh = typeof fhOrPath === 'string' ? await open(fhOrPath, 'r') : fhOrPath;
+  const fh = typeof fhOrPath === 'string' ? await openRegular(fhOrPath) : fhOrPath;
   try {
     const buf = Buffer.allocUnsafe(entry.size);
     const got = await readFully(fh, buf, entry.offset);
@@ -761,8 +776,9 @@ export async function writeTar(dest: Writable, entries: TarWriteEntry[]): Promis
 
 /** Whether a file starts with a ustar header (GNU and PAX archives do too). */
 export async function looksLikeTar(path: string): Promise<boolean> {
-  const fh = await open(path, 'r');
+  const fh = await open(path, READ_NONBLOCK);
   try {
+    if (!(await fh.stat()).isFile()) return false;
     const header = Buffer.alloc(512);
     const { bytesRead } = await fh.read(header, 0, 512, 0);
     return bytesRead === 512 && header.toString('latin1', 257, 262) === 'ustar';
