@@ -25,11 +25,11 @@ export function describeError(err: unknown): string {
 
 /**
  * A system error from a write names the file the user asked for: errors from stream writes carry no
- * path at all (ENOSPC, EIO), so `path` is given to them.
+ * path at all (ENOSPC, EIO), so `path` is given to them. Read errors are the source's, not the target's.
  */
 export function withPath(err: unknown, path: string): unknown {
   const e = err as NodeJS.ErrnoException;
-  if (e && typeof e.code === 'string' && !(err instanceof OcikitError) && typeof e.path !== 'string') e.path = path;
+  if (e && typeof e.code === 'string' && !(err instanceof OcikitError) && typeof e.path !== 'string' && e.syscall !== 'read') e.path = path;
   return err;
 }
 

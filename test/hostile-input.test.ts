@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, open, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -352,6 +353,28 @@ layoutCase('index.json is a symlink', async (layout, box) => {
   await rm(join(layout, 'index.json'));
   await symlink(join(box.outside, 'index.json'), join(layout, 'index.json'));
 }, { mentions: /symlink/ });
+// Opening a FIFO for reading waits for a writer: without O_NONBLOCK the process hung, deaf to SIGTERM.
+const mkfifo = async (path: string) => {
+  await rm(path, { force: true });
+  execFileSync('mkfifo', [path]);
+};
+layoutCase('index.json is a FIFO', (layout) => mkfifo(join(layout, 'index.json')), { mentions: /index\.json: not a regular file/ });
+layoutCase('manifest blob is a FIFO', (layout) => mkfifo(join(layout, 'blobs', 'sha256', manifestHex)), {
+  mentions: /not a regular file/, mayPass: ['tag'],
+});
+layoutCase('layer blob is a FIFO', (layout) => mkfifo(join(layout, 'blobs', 'sha256', layerHex)), {
+  mentions: /not a regular file/, mayPass: ['tag', 'inspect', 'annotate', 'gc'],
+});
+hostile({
+  name: 'the input path is a FIFO',
+  kind: 'archive',
+  async build(box) {
+    const path = join(box.dir, 'image.tar');
+    await mkfifo(path);
+    return path;
+  },
+  mentions: /image\.tar: not a (regular file|tar file|directory)/,
+});
 layoutCase('index.json over the 4 MiB cap', async (layout) => {
   await writeFile(join(layout, 'index.json'), Buffer.concat([appFiles.get('index.json')!, Buffer.alloc(5 * 1024 * 1024, 0x20)]));
 }, { mentions: /limit|too large|cap|over/ });

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmod, chown, open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ArchiveStore } from '../src/store/archive.js';
-import { DirStore, DirWriter } from '../src/store/dir.js';
+import { DirStore, DirWriter, isLayoutDir } from '../src/store/dir.js';
 import { describeError, OcikitError, withPath } from '../src/errors.js';
 import { openStore, openWriter } from '../src/store/open.js';
 import { parseReference } from '../src/store/reference.js';
@@ -182,4 +182,38 @@ test('system errors name the file the user asked for, never a temp file', () => 
   assert.equal(describeError(err), 'permission denied: /data/layout/index.json');
   const nospc = withPath(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), '/data/x.tar');
   assert.equal(describeError(nospc), 'no space left on device: /data/x.tar');
+});
+
+test('DirStore.openBlob of a directory or a FIFO is an OcikitError, before any read', async (t) => {
+  const { dir, cleanup } = await scratchDir('store');
+  t.after(cleanup);
+  const layout = await copyLayout('app', join(dir, 'app'));
+  const store = new DirStore(layout);
+  const asDir = `sha256:${'b'.repeat(64)}` as const;
+  const asFifo = `sha256:${'c'.repeat(64)}` as const;
+  await mkdir(join(layout, 'blobs', 'sha256', 'b'.repeat(64)));
+  execFileSync('mkfifo', [join(layout, 'blobs', 'sha256', 'c'.repeat(64))]);
+  for (const digest of [asDir, asFifo]) await rejectsClean(store.openBlob(digest), /blob is not a regular file/);
+});
+
+test('DirWriter.commit refuses an index that is not an image index; the layout is unchanged', async (t) => {
+  const { dir, cleanup } = await scratchDir('store');
+  t.after(cleanup);
+  const layout = await copyLayout('base', join(dir, 'base'));
+  const before = await readFile(join(layout, 'index.json'));
+  const writer = await DirWriter.open(layout);
+  await rejectsClean(writer.commit(Buffer.from('{"manifests":{}}')), /index\.json: \$\.(schemaVersion|manifests)/);
+  await writer.abort();
+  assert.deepEqual(await readFile(join(layout, 'index.json')), before);
+  await assert.rejects(stat(join(layout, '.ocikit-lock')), /ENOENT/);
+});
+
+test('a directory whose oci-layout is a symlink is not a layout', async (t) => {
+  const { dir, cleanup } = await scratchDir('store');
+  t.after(cleanup);
+  const layout = join(dir, 'fake');
+  await mkdir(layout);
+  await symlink(join(layoutFixture('app'), 'oci-layout'), join(layout, 'oci-layout'));
+  assert.equal(await isLayoutDir(layout), false);
+  assert.equal(await isLayoutDir(layoutFixture('app')), true);
 });

@@ -1,9 +1,9 @@
 import { closeSync, constants, createWriteStream, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OcikitError } from '../errors.js';
+import { OcikitError, withPath } from '../errors.js';
 import { blobPath, digestFromBlobPath, digestOf, type Digest } from '../model/digest.js';
 import { parseDocument, DEFAULT_MAX_DOCUMENT_BYTES, type Doc } from '../model/document.js';
 import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
@@ -24,11 +24,14 @@ export interface BlobEntry {
   type: 'file' | 'symlink' | 'other';
 }
 
+/** Never following a symlink (a blob or index.json linked out of the layout), never blocking on a FIFO. */
+const READ_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
 /** Reads that never follow a symlink: a blob or index.json linked out of the layout is refused. */
 async function readNoFollow(path: string, where: string, maxBytes: number): Promise<Buffer> {
   let fh;
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    fh = await open(path, READ_NOFOLLOW);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new OcikitError(`${where}: is a symlink; refusing to follow it`);
     throw err;
@@ -50,7 +53,7 @@ async function readNoFollow(path: string, where: string, maxBytes: number): Prom
 function readSmallNoFollow(path: string, where: string, maxBytes: number): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK); // a FIFO must not block the thread
+    fd = openSync(path, READ_NOFOLLOW);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new OcikitError(`${where}: is a symlink; refusing to follow it`);
     throw err;
@@ -122,12 +125,20 @@ export class DirStore implements Store {
     const path = await this.blobFile(digest);
     let fh;
     try {
-      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fh = await open(path, READ_NOFOLLOW);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new OcikitError(`${path}: blob ${digest} is missing`);
       if (code === 'ELOOP') throw new OcikitError(`${path}: blob is a symlink; refusing to follow it`);
       throw err;
+    }
+    const info = await fh.stat().catch(async (err: unknown) => {
+      await fh.close();
+      throw err;
+    });
+    if (!info.isFile()) {
+      await fh.close();
+      throw new OcikitError(`${path}: blob is not a regular file`);
     }
     return fh.createReadStream({ highWaterMark: 1 << 20 });
   }
@@ -177,8 +188,9 @@ export class DirStore implements Store {
   }
 }
 
+/** oci-layout itself must be a file: a symlink to one elsewhere does not make a layout. */
 export async function isLayoutDir(path: string): Promise<boolean> {
-  const info = await stat(join(path, 'oci-layout')).catch(() => undefined);
+  const info = await lstat(join(path, 'oci-layout')).catch(() => undefined);
   return info?.isFile() ?? false;
 }
 
@@ -261,14 +273,16 @@ export class DirWriter implements StoreWriter {
     const target = await this.prepare(blob.digest);
     const temp = tempPathFor(target);
     try {
+      const source = await from.openBlob(blob.digest);
+      // Made only now: its open error must find the pipeline listening, not go unhandled while the source opens.
       const out = createWriteStream(temp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });
-      await pipeline(await from.openBlob(blob.digest), verifiedBlob(blob, from.path), out);
+      await pipeline(source, verifiedBlob(blob, from.path), out);
       const fh = await open(temp, 'r');
       await fh.sync().finally(() => fh.close());
       await rename(temp, target);
     } catch (err) {
       await rm(temp, { force: true });
-      throw this.userFacing(err);
+      throw this.userFacing(withPath(err, target));
     }
     await this.track(target);
   }
@@ -276,6 +290,7 @@ export class DirWriter implements StoreWriter {
   /** Once commit starts, an abort (Ctrl-C) waits for it: blobs the new index.json names are never removed. */
   async commit(index: Buffer): Promise<void> {
     this.checkOpen();
+    parseDocument(imageIndexSchema, index, join(this.path, 'index.json')); // never publish an index no reader accepts
     this.state = 'committing';
     this.committed = this.publishIndex(index);
     return this.committed;
@@ -355,7 +370,10 @@ export class DirWriter implements StoreWriter {
 
   private async prepare(digest: Digest): Promise<string> {
     const target = await this.store.blobFile(digest);
-    await mkdir(target.slice(0, target.lastIndexOf('/')), { recursive: true });
+    const dir = dirname(target);
+    const made = await mkdir(dir, { recursive: true });
+    // A new directory is durable once its parent is synced; publishIndex syncs only the blob directories themselves.
+    if (made) for (let d = dir; d.length >= made.length; d = dirname(d)) await syncDir(dirname(d));
     return target;
   }
 }

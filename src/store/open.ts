@@ -35,6 +35,8 @@ async function detectKind(path: string): Promise<StoreKind> {
     if (await isLayoutDir(path)) return 'oci';
     throw new OcikitError(`${path}: directory is not an OCI image layout (no oci-layout file)`);
   }
+  // Before any open: a FIFO opened for reading would wait for a writer forever.
+  if (!info.isFile()) throw new OcikitError(`${path}: not a regular file or a directory`);
   if (!(await looksLikeTar(path))) throw new OcikitError(`${path}: not an OCI layout directory or a tar archive`);
   const archive = await ArchiveStore.open(path);
   return archive.kind;
