@@ -257,7 +257,8 @@ export async function verifyRef(text: string, options: VerifyOptions = {}): Prom
     if ('report' in opened) return { ...opened.report, ref: text };
     store = opened.store;
   } else {
-    throw new OcikitError(`${ref.path}: ${info.isDirectory() ? 'is a directory, not a tar file' : 'not a directory'}`);
+    const wanted = ref.kind === 'oci' ? 'not a directory' : 'not a regular file or a directory';
+    throw new OcikitError(`${ref.path}: ${info.isDirectory() ? 'is a directory, not a tar file' : wanted}`);
   }
   try {
     return { ...(await verify(store, { ...options, selector })), ref: text };

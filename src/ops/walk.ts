@@ -262,5 +262,7 @@ export function chain(node: WalkNode): string {
   for (let n: WalkNode | undefined = node; n; n = n.parent) {
     parts.unshift(n.parent ? `${shortDigest(n.parent.descriptor.digest)} ${n.jsonPath}` : `index.json ${n.jsonPath}`);
   }
-  return parts.join(' → ');
+  // A chain 33 indexes deep would make a message of several lines: the ends say where.
+  const shown = parts.length > 6 ? [...parts.slice(0, 2), `… ${parts.length - 4} more …`, ...parts.slice(-2)] : parts;
+  return shown.join(' → ');
 }
