@@ -866,6 +866,7 @@ function memoized(store: Store): Store {
     path: store.path,
     readIndex: () => store.readIndex(),
     statBlob: (digest) => store.statBlob(digest),
+    isSynthesized: (digest) => store.isSynthesized?.(digest) ?? false,
     readBlob: (digest, maxBytes) => {
       if (maxBytes === undefined || maxBytes > limit) return store.readBlob(digest, maxBytes);
       let pending = cache.get(digest);

@@ -4,7 +4,6 @@ import { qualifyImageName } from '../model/annotations.js';
 import { CONTAINERD_IMAGE_NAME, platformString, refNameOf, type Descriptor, type Platform } from '../model/descriptor.js';
 import { isManifestType } from '../model/media-types.js';
 import type { Selector } from '../store/reference.js';
-import { ArchiveStore } from '../store/archive.js';
 import type { Store } from '../store/store.js';
 import { checkBasePrefix, loadImage, type Image } from './image.js';
 import { parseReferrerTag } from './referrers.js';
@@ -52,7 +51,7 @@ export async function basePlatformImage(base: ResolvedBase, platform: PlatformSp
   const { store } = base.source;
   const chosen = isManifestType(base.target.descriptor.mediaType) ? base.target.descriptor : platformManifest(base, platform, role);
   const image = await loadImage(store, chosen);
-  return { ...image, store, name: base.source.name, entry: base.target.descriptor, synthesized: await isSynthesized(store, chosen.digest) };
+  return { ...image, store, name: base.source.name, entry: base.target.descriptor, synthesized: isSynthesized(store, chosen.digest) };
 }
 
 function platformManifest(base: ResolvedBase, platform: PlatformSpec, role: string): Descriptor {
@@ -256,6 +255,6 @@ function describeTarget(target: Target): string {
 export const SYNTHESIZED = 'is a legacy docker-save tarball: ocikit made its manifest up from manifest.json, so that digest exists in no registry';
 
 /** A legacy docker-save tarball's manifest, made up from manifest.json: it is no stored blob. */
-export async function isSynthesized(store: Store, digest: Digest): Promise<boolean> {
-  return store instanceof ArchiveStore && store.blobEntry(digest) === undefined && (await store.statBlob(digest)) !== undefined;
+export function isSynthesized(store: Store, digest: Digest): boolean {
+  return store.isSynthesized?.(digest) ?? false;
 }

@@ -126,6 +126,11 @@ export class ArchiveStore implements Store {
     return source && 'entry' in source ? source.entry : undefined;
   }
 
+  isSynthesized(digest: Digest): boolean {
+    const source = this.blobs.get(digest);
+    return source !== undefined && !('entry' in source);
+  }
+
   async listBlobs(): Promise<BlobRef[]> {
     return [...this.blobs].map(([digest, s]) => ({ digest, size: 'entry' in s ? s.entry.size : s.bytes.length }));
   }

@@ -24,6 +24,8 @@ export interface Store {
   openBlob(digest: Digest): Promise<Readable>;
   /** Every blob present, by name; content is not read. */
   listBlobs(): Promise<BlobRef[]>;
+  /** A document ocikit made up (a legacy docker-save manifest): its digest names nothing anywhere else. */
+  isSynthesized?(digest: Digest): boolean;
   close(): Promise<void>;
 }
 

@@ -45,7 +45,7 @@ export async function deriveFromBase(image: Image, base: BaseSource): Promise<De
   }
   const name = baseName(target.descriptor, base);
   const nameValue = { key: ImageAnnotation.baseName, value: name.value, source: name.source };
-  if (await isSynthesized(base.store, baseImage.descriptor.digest)) {
+  if (isSynthesized(base.store, baseImage.descriptor.digest)) {
     return { derived: [nameValue], notes: [`${ImageAnnotation.baseDigest} not set: --base ${base.text} ${SYNTHESIZED}`] };
   }
   const digest = baseDigest(target, baseImage.descriptor, base);

@@ -92,7 +92,7 @@ async function proveOnDisk(image: Image, pool: BaseCandidate[], stores: Store[])
     if (!manifest) continue;
     const check = checkBasePrefix(image, await loadImage(found.store, manifest));
     // A made-up docker-save manifest proves the layers, but its digest is no base.digest.
-    if (check.ok) proven.push({ candidate, layers: check.baseLayers, manifest: (await isSynthesized(found.store, manifest.digest)) ? undefined : manifest.digest });
+    if (check.ok) proven.push({ candidate, layers: check.baseLayers, manifest: isSynthesized(found.store, manifest.digest) ? undefined : manifest.digest });
   }
   return proven;
 }

@@ -114,7 +114,7 @@ export class BlobPool {
     const started: Worker[] = [];
     for (let i = 0; i < wanted; i++) {
       try {
-        const worker = new Worker(workerSource(), { eval: true, workerData: { progress: this.counter.buffer, fzstd: fzstdPath() }});
+        const worker = new Worker(workerSource(), { eval: true, workerData: { progress: this.counter.buffer, fzstd: fzstdPath() } });
         worker.on('error', () => undefined); // reported to the lane waiting on it
         started.push(worker);
       } catch {
