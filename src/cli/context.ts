@@ -27,7 +27,7 @@ const SIGNAL_EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM:
  * during the commit lets the commit finish (the writer's abort waits for it).
  */
 export async function withWriter<T>(
-  dest: Reference, source: Store, options: { wait?: boolean }, fn: (writer: StoreWriter) => Promise<T>,
+  dest: Reference, source: Store, options: { wait?: boolean; link?: boolean }, fn: (writer: StoreWriter) => Promise<T>,
 ): Promise<T> {
   const interrupt = new AbortController();
   let writer: StoreWriter | undefined;
@@ -39,7 +39,7 @@ export async function withWriter<T>(
   const signals = Object.keys(SIGNAL_EXIT) as NodeJS.Signals[];
   for (const signal of signals) process.on(signal, onSignal);
   try {
-    writer = await openWriter(dest, { base: source, wait: options.wait, signal: interrupt.signal });
+    writer = await openWriter(dest, { base: source, wait: options.wait, link: options.link, signal: interrupt.signal });
     if (interrupt.signal.aborted) return await leave(writer, interrupt.signal.reason as NodeJS.Signals);
     return await fn(writer);
   } catch (err) {

@@ -1,3 +1,4 @@
+import { fileHasher } from '../store/file-hasher.js';
 import { Readable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
 import { OcikitError } from '../errors.js';
@@ -113,6 +114,7 @@ const DOCKER_ATTESTATION_SUBJECT = 'vnd.docker.reference.digest';
 
 /** Rebases an image or every platform image of an index, then commits the writer. */
 export async function rebase(store: Store, writer: StoreWriter, options: RebaseOptions = {}): Promise<RebaseResult> {
+  if (writer.kind === 'oci') fileHasher().prestart(); // the new base's layers are about to be copied and hashed
   return applyRebase(await planRebase(store, options), writer, options);
 }
 

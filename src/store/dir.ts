@@ -1,8 +1,7 @@
-import { closeSync, constants, createWriteStream, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { OcikitError, withPath } from '../errors.js';
 import { blobPath, digestFromBlobPath, digestOf, type Digest } from '../model/digest.js';
 import { parseDocument, DEFAULT_MAX_DOCUMENT_BYTES, type Doc } from '../model/document.js';
@@ -11,7 +10,7 @@ import { IMAGE_LAYOUT_VERSION } from '../model/oci-layout.js';
 import { removeStaleTemps, removeStaleTempsFor, syncDir, tempPathFor, writeFileAtomic } from './atomic-file.js';
 import { acquireLock, type Lock, type LockOptions } from './lock.js';
 import type { BlobRef, Store, StoreWriter } from './store.js';
-import { verifiedBlob } from './verified-blob.js';
+import { canLandFiles, landFile, streamBlob } from './blob-copy.js';
 
 export const LOCK_FILE = '.ocikit-lock';
 
@@ -122,6 +121,11 @@ export class DirStore implements Store {
   }
 
   async openBlob(digest: Digest): Promise<Readable> {
+    return (await this.openBlobFile(digest)).createReadStream({ highWaterMark: 1 << 20 });
+  }
+
+  /** The blob's file, opened without following a symlink and checked to be a regular file. */
+  async openBlobFile(digest: Digest): Promise<FileHandle> {
     const path = await this.blobFile(digest);
     let fh;
     try {
@@ -140,7 +144,7 @@ export class DirStore implements Store {
       await fh.close();
       throw new OcikitError(`${path}: blob is not a regular file`);
     }
-    return fh.createReadStream({ highWaterMark: 1 << 20 });
+    return fh;
   }
 
   async listBlobs(): Promise<BlobRef[]> {
@@ -197,6 +201,8 @@ export async function isLayoutDir(path: string): Promise<boolean> {
 export interface DirWriterOptions extends LockOptions {
   /** Create the layout when the directory is missing or empty. */
   create?: boolean;
+  /** Hard-link blobs copied from a layout on the same file system instead of copying their bytes. */
+  link?: boolean;
 }
 
 /** How the writer's changes become visible: index.json in an existing layout, or a whole new layout renamed into place. */
@@ -216,25 +222,25 @@ export class DirWriter implements StoreWriter {
   private state: 'open' | 'committing' | 'closed' = 'open';
   private committed: Promise<void> | undefined;
 
-  private constructor(readonly path: string, private readonly publish: Publish) {
+  private constructor(readonly path: string, private readonly publish: Publish, private readonly link = false) {
     this.store = new DirStore(publish.kind === 'new' ? publish.staging : path);
   }
 
   static async open(path: string, options: DirWriterOptions = {}): Promise<DirWriter> {
-    if (options.create && !(await isLayoutDir(path))) return DirWriter.create(path);
+    if (options.create && !(await isLayoutDir(path))) return DirWriter.create(path, options.link);
     if (!(await isLayoutDir(path))) throw new OcikitError(`${path}: not an OCI image layout (no oci-layout file)`);
     const lock = await acquireLock(join(path, LOCK_FILE), path, options);
     try {
       await cleanTemps(path);
       await removeStaleTempsFor(path);
-      return new DirWriter(path, { kind: 'existing', lock });
+      return new DirWriter(path, { kind: 'existing', lock }, options.link);
     } catch (err) {
       await lock.release();
       throw err;
     }
   }
 
-  private static async create(path: string): Promise<DirWriter> {
+  private static async create(path: string, link?: boolean): Promise<DirWriter> {
     const info = await lstat(path).catch(() => undefined);
     if (info && !(info.isDirectory() && (await readdir(path)).length === 0)) {
       throw new OcikitError(`${path}: exists and is not an OCI image layout; refusing to write into it`);
@@ -250,7 +256,7 @@ export class DirWriter implements StoreWriter {
       await discardNew(staging, createdParent);
       throw namingUserPath(err, staging, path);
     }
-    return new DirWriter(path, { kind: 'new', staging, createdParent });
+    return new DirWriter(path, { kind: 'new', staging, createdParent }, link);
   }
 
   async hasBlob(digest: Digest): Promise<boolean> {
@@ -273,13 +279,11 @@ export class DirWriter implements StoreWriter {
     const target = await this.prepare(blob.digest);
     const temp = tempPathFor(target);
     try {
-      const source = await from.openBlob(blob.digest);
-      // Made only now: its open error must find the pipeline listening, not go unhandled while the source opens.
-      const out = createWriteStream(temp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });
-      await pipeline(source, verifiedBlob(blob, from.path), out);
-      const fh = await open(temp, 'r');
-      await fh.sync().finally(() => fh.close());
+      if (from instanceof DirStore && canLandFiles(blob.digest)) await landFile(from, blob, temp, this.link);
+      else await streamBlob(from, blob, temp);
       await rename(temp, target);
+      // A rename onto another link of the same file does nothing and leaves the temp name behind.
+      if (this.link) await rm(temp, { force: true });
     } catch (err) {
       await rm(temp, { force: true });
       throw this.userFacing(withPath(err, target));

@@ -46,6 +46,8 @@ async function detectKind(path: string): Promise<StoreKind> {
 export interface WriterOptions extends LockOptions {
   /** The store being rewritten in place (archives carry its content over). */
   base?: Store;
+  /** Into a layout directory: hard-link blobs from layouts on the same file system rather than copy them. */
+  link?: boolean;
 }
 
 /** The archive a writer adds to (it was read before the writer took the lock), by writer. */

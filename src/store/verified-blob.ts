@@ -41,8 +41,13 @@ export class VerifiedBlob extends Transform {
   }
 
   private mismatch(what: string): OcikitError {
-    return new OcikitError(`${this.where}: blob ${this.expected.digest} ${what}`, { exitCode: 1 });
+    return blobMismatch(this.expected, this.where, what);
   }
+}
+
+/** A blob whose bytes are not what its descriptor says: a check failed (exit 1), not unreadable input. */
+export function blobMismatch(expected: BlobRef, where: string, what: string): OcikitError {
+  return new OcikitError(`${where}: blob ${expected.digest} ${what}`, { exitCode: 1 });
 }
 
 export function verifiedBlob(expected: { digest: Digest; size: number }, where: string): VerifiedBlob {

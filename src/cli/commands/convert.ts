@@ -15,6 +15,7 @@ interface Args {
   'oci-media-types'?: boolean;
   json?: boolean;
   wait?: boolean;
+  link?: boolean;
 }
 
 const builder = (y: Argv<object>): Argv<Args> => y
@@ -26,6 +27,7 @@ const builder = (y: Argv<object>): Argv<Args> => y
   .option('referrers', { type: 'boolean', default: true, describe: 'copy referrers (signatures, SBOMs) too, transitively; --no-referrers to leave them' })
   .option('oci-media-types', { type: 'boolean', describe: 'rewrite Docker media types to OCI ones (digests change)' })
   .option('json', { type: 'boolean' })
+  .option('link', { type: 'boolean', describe: 'into a layout directory: hard-link blobs from a layout on the same file system instead of copying them (both then share the files)' })
   .option('wait', { type: 'boolean', describe: 'wait for a lock held by another ocikit process' }) as never as Argv<Args>;
 
 async function handler(args: Args): Promise<void> {

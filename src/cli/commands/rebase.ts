@@ -29,6 +29,7 @@ interface Args {
   json?: boolean;
   output?: string;
   wait?: boolean;
+  link?: boolean;
 }
 
 const builder = (y: Argv<object>): Argv<Args> => y
@@ -44,6 +45,7 @@ const builder = (y: Argv<object>): Argv<Args> => y
   .option('dry-run', { type: 'boolean', describe: 'print the old and new layers of each platform; write nothing' })
   .option('json', { type: 'boolean' })
   .option('output', { alias: 'o', type: 'string', describe: 'write the result to DEST (REF) instead of in place' })
+  .option('link', { type: 'boolean', describe: 'into a layout directory: hard-link blobs from a layout on the same file system instead of copying them (both then share the files)' })
   .option('wait', { type: 'boolean', describe: 'wait for a lock held by another ocikit process' })
   .conflicts('old-base', ['top-layer', 'base-layers'])
   .conflicts('top-layer', 'base-layers') as never as Argv<Args>;
