@@ -29,6 +29,7 @@ export function canLandFiles(digest: Digest): boolean {
  * its descriptor, so the file that was checked (no symlink, regular, its size) is the file copied.
  */
 export async function landFile(from: BlobFileSource, blob: BlobRef, temp: string, hardLink: boolean): Promise<void> {
+  fileHasher().prestart(blob.size); // it boots while the kernel copies
   const source = await from.openBlobFile(blob.digest);
   let linked = false;
   try {

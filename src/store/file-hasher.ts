@@ -30,9 +30,9 @@ export class FileHasher {
   constructor(private readonly maxWorkers = Math.max(0, availableParallelism() - 1)) {}
 
   /** Boots the workers ahead of the first big file, so their start overlaps the caller's other work. */
-  prestart(): void {
+  prestart(size = WORKER_MIN_BYTES): void {
     while (this.workers < this.maxWorkers) {
-      const worker = this.startWorker(WORKER_MIN_BYTES);
+      const worker = this.startWorker(size);
       if (!worker) return;
       this.idle.push(worker);
     }
