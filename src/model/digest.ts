@@ -21,9 +21,13 @@ export interface ParsedDigest {
   encoded: string;
 }
 
+/** The common case, which passes both DIGEST_GRAMMAR and ENCODED_FORM.sha256: one test instead of two and a split. */
+const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
+
 /** Why a string is not a usable digest, or undefined when it is one. */
 export function digestProblem(value: unknown): string | undefined {
   if (typeof value !== 'string') return 'digest is not a string';
+  if (value.length === 71 && SHA256_DIGEST.test(value)) return undefined;
   if (!DIGEST_GRAMMAR.test(value)) return `invalid digest ${JSON.stringify(value)}`;
   const [algorithm, encoded] = splitDigest(value);
   const form = ENCODED_FORM[algorithm];
@@ -48,11 +52,11 @@ function splitDigest(value: string): [string, string] {
 }
 
 export function isVerifiable(digest: Digest): boolean {
-  return HASHABLE.has(splitDigest(digest)[0]);
+  return HASHABLE.has(algorithmOf(digest));
 }
 
 export function algorithmOf(digest: Digest): string {
-  return splitDigest(digest)[0];
+  return digest.slice(0, digest.indexOf(':')); // splitDigest's first half, without the second
 }
 
 export function digestOf(data: Uint8Array | string, algorithm = 'sha256'): Digest {

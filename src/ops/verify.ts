@@ -41,7 +41,7 @@ import { parseReference, type Selector } from '../store/reference.js';
 import type { Store, StoreKind } from '../store/store.js';
 import { looksLikeTar, scanTar } from '../store/tar-format.js';
 import { resolveTarget } from './resolve.js';
-import { checkContents, planContents, type Shard } from './verify/contents.js';
+import { checkContents, inShard, planContents, type Shard } from './verify/contents.js';
 import { DocumentWalk } from './verify/documents.js';
 import { Findings, type Finding } from './verify/findings.js';
 import { checkBlobFiles, checkDockerSaveManifest, checkTopFiles } from './verify/layout.js';
@@ -106,13 +106,15 @@ const DEFAULT_MIN_WORKER_BYTES = 16 * 1024 * 1024;
 export async function verify(store: Store, options: VerifyOptions = {}): Promise<VerifyReport> {
   const started = performance.now();
   const findings = new Findings();
-  const site = await openSite(store);
+  // A run that hashes every blob (of its shard) reads the small ones with the listing (see listReading).
+  const readSmallBlobs = options.deep || options.selector ? undefined : (digest: string) => inShard(digest, options.shard);
+  const site = await openSite(store, { readSmallBlobs });
   // Hashing is CPU-bound: threads beyond the cores add nothing but a heap each (the 150 MiB budget).
   const jobs = Math.max(1, Math.min(options.jobs ?? Infinity, availableParallelism()));
   const zstdProgram = options.deep && options.zstdProgram !== false ? (options.zstdProgram ?? findZstdProgram()) : undefined;
   const minWorkerBytes = options.minWorkerBytes ?? (options.deep ? DEFAULT_MIN_WORKER_BYTES / 4 : DEFAULT_MIN_WORKER_BYTES);
   const pool = new BlobPool({ jobs, minWorkerBytes, zstdProgram });
-  if (!options.deep && !options.selector) pool.prestart(site.present().map((d) => site.blob(d).size));
+  if (!options.deep && !options.selector) pool.prestart(site.present().map((d) => site.blob(d)).filter((b) => !b.data).map((b) => b.size));
   try {
     const walk = new DocumentWalk(site, findings, { maxDepth: options.maxDepth ?? 32, dockerSave: store.kind === 'docker-archive' });
     const { images, roots } = await walkDocuments(store, site, walk, findings, options.selector);

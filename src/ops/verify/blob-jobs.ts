@@ -129,16 +129,25 @@ export async function openReader(source: ReadSource, fs: typeof Fs): Promise<Chu
  */
 export async function hashBlob(job: HashJob, deps: JobDeps, buffers: Buffer[]): Promise<JobResult> {
   const { fs } = deps;
-  const fd = fs.openSync(job.source.file, job.source.noFollow ? fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW : fs.constants.O_RDONLY);
+  const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+  // Non-blocking too: a FIFO put where a blob was listed is refused by the fstat below, not waited on.
+  const fd = fs.openSync(job.source.file, job.source.noFollow ? O_RDONLY | O_NOFOLLOW | O_NONBLOCK : O_RDONLY);
   try {
-    if (job.source.noFollow && !fs.fstatSync(fd).isFile()) throw new Error('is not a regular file');
+    // A whole file's size, as it is now: a short read that reaches it is the end, without a read of 0 bytes to prove it.
+    let size = -1;
+    if (job.source.noFollow) {
+      const info = fs.fstatSync(fd);
+      if (!info.isFile()) throw new Error('is not a regular file');
+      if (job.source.length === null) size = info.size;
+    }
     const buffer = buffers[0]!;
     const hash = deps.crypto.createHash(job.algorithm);
     let position = job.source.offset;
     let left = job.source.length ?? Number.MAX_SAFE_INTEGER;
     let bytes = 0;
     for (let chunks = 1; left > 0; chunks++) {
-      const n = fs.readSync(fd, buffer, 0, Math.min(buffer.length, left), position);
+      const want = Math.min(buffer.length, left);
+      const n = fs.readSync(fd, buffer, 0, want, position);
       if (n === 0) {
         if (job.source.length !== null) throw new Error(`file ends ${left} bytes before the end of the entry`);
         break;
@@ -148,6 +157,7 @@ export async function hashBlob(job: HashJob, deps: JobDeps, buffers: Buffer[]): 
       left -= n;
       bytes += n;
       deps.progress(n);
+      if (n < want && position >= size && size >= 0) break;
       if (chunks % 16 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
     return { digest: `${job.algorithm}:${hash.digest('hex')}`, bytes };

@@ -36,6 +36,8 @@ interface Planned {
   digest: Digest;
   job: BlobJob;
   size: number;
+  /** The content, already read with the listing (hash jobs only). */
+  data?: Buffer;
   loc: Location;
   use?: LayerUse;
 }
@@ -57,13 +59,15 @@ export function planContents(site: Site, walk: DocumentWalk, candidates: Iterabl
     const job: BlobJob = deep
       ? { kind: 'deep', source: state.source, algorithm, maxLayerBytes: options.maxLayerBytes, checkTar: use.isTar, hint: mediaTypeInfo(use.mediaType)?.compression }
       : { kind: 'hash', source: state.source, algorithm };
-    planned.push({ digest, job, size: state.size, loc: { path: state.path, digest, chain: walk.referenced.get(digest) ?? [] }, use });
+    const p: Planned = { digest, job, size: state.size, loc: { path: state.path, digest, chain: walk.referenced.get(digest) ?? [] }, use };
+    if (!deep && state.data) p.data = state.data;
+    planned.push(p);
   }
   return planned;
 }
 
 export async function checkContents(planned: Planned[], pool: BlobPool, findings: Findings): Promise<ContentStats> {
-  const results = await pool.run(planned.map((p) => ({ job: p.job, size: p.size })));
+  const results = await pool.run(planned.map((p) => ({ job: p.job, size: p.size, data: p.data })));
   let bytes = 0;
   planned.forEach((p, i) => {
     const result = results[i]!;

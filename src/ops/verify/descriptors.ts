@@ -29,23 +29,27 @@ export function checkDescriptor(value: unknown, loc: Location, findings: Finding
     findings.add('descriptor-invalid', 'descriptor is not a JSON object', loc);
     return undefined;
   }
-  const { mediaType, digest, size } = value;
+  const { mediaType, size } = value;
+  // Each location is made only for a finding: a walk checks every layer descriptor of every manifest.
   if (typeof mediaType !== 'string') findings.add('descriptor-invalid', 'descriptor has no string mediaType', loc);
-  else checkMediaType(mediaType, at(loc, 'mediaType'), findings, 'media-type-invalid');
+  else if (!MEDIA_TYPE_GRAMMAR.test(mediaType)) checkMediaType(mediaType, at(loc, 'mediaType'), findings, 'media-type-invalid');
   const sizeOk = typeof size === 'number' && Number.isSafeInteger(size) && size >= 0;
   if (size === undefined) findings.add('descriptor-invalid', 'descriptor has no size', loc);
   else if (!sizeOk) findings.add('descriptor-size-invalid', `size ${JSON.stringify(size)} is not a non-negative integer`, at(loc, 'size'));
-  if (digest === undefined) {
+  let digestOk = false;
+  if (value.digest === undefined) {
     findings.add('descriptor-invalid', 'descriptor has no digest', loc);
   } else {
-    const problem = digestProblem(digest);
+    const problem = digestProblem(value.digest);
     if (problem) findings.add('digest-invalid', problem, at(loc, 'digest'));
+    else digestOk = true;
   }
-  const urls = checkUrls(value.urls, at(loc, 'urls'), findings);
+  const urls = value.urls === undefined ? [] : checkUrls(value.urls, at(loc, 'urls'), findings);
   if (value.annotations !== undefined) checkAnnotations(value.annotations, at(loc, 'annotations'), findings);
   if (value.artifactType !== undefined) checkMediaType(value.artifactType, at(loc, 'artifactType'), findings, 'artifact-type-invalid');
   if (value.platform !== undefined) checkPlatform(value.platform, at(loc, 'platform'), findings);
-  if (typeof mediaType !== 'string' || !isDigest(digest)) return undefined;
+  if (typeof mediaType !== 'string' || !digestOk) return undefined;
+  const digest = value.digest as Digest; // digestProblem found none: grammar-valid
   const checked: CheckedDescriptor = { mediaType, digest, size: sizeOk ? size : undefined, urls };
   if (isPlainObject(value.platform)) checked.platform = value.platform;
   if (typeof value.artifactType === 'string') checked.artifactType = value.artifactType;

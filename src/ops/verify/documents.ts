@@ -11,6 +11,9 @@ import { isPlainObject } from './formats.js';
 import { duplicateKeys } from './json-keys.js';
 import type { BlobState, Site } from './site.js';
 
+/** Fatal, the BOM kept (refused above); one decoder for every document (decode without `stream` keeps no state). */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 /** Documents above this are not even read: no real manifest, index or config comes near it. */
 const HARD_DOCUMENT_CAP = 64 * 1024 * 1024;
 
@@ -117,8 +120,9 @@ export class DocumentWalk {
   }
 
   private present(d: CheckedDescriptor, state: BlobState, v: Visit, chain: string[]): boolean {
-    const where = { ...v.loc, digest: d.digest, chain };
+    if (state.status === 'present') return true;
     if (state.status === 'missing') {
+      const where = { ...v.loc, digest: d.digest, chain };
       const external = mediaTypeInfo(d.mediaType)?.nondistributable || d.urls.length > 0;
       if (external) this.findings.add('blob-missing-external', `${d.mediaType} blob is not in the layout${d.urls.length ? ` (urls: ${d.urls.join(', ')})` : ''}`, where);
       else this.findings.add('blob-missing', `blob ${state.path} is missing`, where);
@@ -126,7 +130,7 @@ export class DocumentWalk {
     }
     if (state.status === 'symlink' && !state.underLinkedDir) this.findings.add('blob-symlink', `${state.path} is a symlink (or under one); it is not followed`, { path: state.path, digest: d.digest, chain });
     if (state.status === 'not-regular') this.findings.add('blob-not-regular', `${state.path} is not a regular file`, { path: state.path, digest: d.digest, chain });
-    return state.status === 'present';
+    return false;
   }
 
   private async document(d: CheckedDescriptor, state: BlobState, v: Visit, chain: string[]): Promise<void> {
@@ -157,7 +161,7 @@ export class DocumentWalk {
     }
     let raw: Buffer;
     try {
-      raw = await this.site.store.readBlob(d.digest, HARD_DOCUMENT_CAP);
+      raw = await this.site.readDocument(d.digest, HARD_DOCUMENT_CAP);
     } catch (err) {
       this.findings.add('blob-unreadable', (err as Error).message, loc);
       this.complete = false;
@@ -190,7 +194,7 @@ export class DocumentWalk {
     let text: string;
     let value: unknown;
     try {
-      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
+      text = utf8.decode(raw);
     } catch {
       this.findings.add('json-invalid', 'not valid UTF-8', loc);
       this.complete = false;
@@ -257,14 +261,15 @@ export class DocumentWalk {
     if (isPlainObject(value.config) && isDigest(value.config.digest)) use.config = value.config.digest;
     if (diffIds) use.diffIds = diffIds;
     this.manifests.set(use.chain.at(-1)!, use);
+    const configDigest = (value.config as { digest: string } | null)?.digest as string; // config may be null in hostile input
+    // Where the config's diff_ids are, for every layer's expectation: one path and chain (never changed) for them all.
+    const configAt = diffIds && { path: this.site.blob(configDigest).path, chain: [...(loc.chain ?? []), configDigest] };
     for (const [i, layer] of (layers ?? []).entries()) {
       const layerLoc = { ...loc, jsonPath: `$.layers[${i}]` };
       const d = await this.visit({ value: layer, role: 'layer', loc: layerLoc, depth: depth + 1 });
       use.layers.push(d?.digest);
-      const configDigest = (value.config as { digest: string } | null)?.digest as string; // config may be null in hostile input
-      if (d && diffIds && i < diffIds.length) {
-        const configChain = [...(loc.chain ?? []), configDigest];
-        this.layers.get(d.digest)?.expectations.push({ diffId: diffIds[i], loc: { path: this.site.blob(configDigest).path, jsonPath: `$.rootfs.diff_ids[${i}]`, digest: configDigest, chain: configChain } });
+      if (d && configAt && i < diffIds!.length) {
+        this.layers.get(d.digest)?.expectations.push({ diffId: diffIds![i], loc: { path: configAt.path, jsonPath: `$.rootfs.diff_ids[${i}]`, digest: configDigest, chain: configAt.chain } });
       }
     }
     const isImage = mediaTypeInfo(configType)?.kind === 'config';

@@ -2,9 +2,21 @@
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
 
+/** The last string isRfc3339 judged: a config's history entries mostly repeat one `created` (a Date and a match each). */
+let lastDate: string | undefined;
+let lastDateValid = false;
+
 /** RFC 3339 §5.6 date-time, with field ranges checked (a leap second is allowed). */
 export function isRfc3339(value: unknown): boolean {
   if (typeof value !== 'string') return false;
+  if (value !== lastDate) {
+    lastDateValid = parseRfc3339(value);
+    lastDate = value;
+  }
+  return lastDateValid;
+}
+
+function parseRfc3339(value: string): boolean {
   const m = RFC3339.exec(value);
   if (!m) return false;
   const [, year, month, day, hour, minute, second, offH, offM] = m.map(Number) as number[];

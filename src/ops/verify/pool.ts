@@ -30,6 +30,8 @@ export interface PoolOptions {
 export interface PoolJob {
   job: BlobJob;
   size: number;
+  /** A hash job's content, already in memory: hashed at once on the main thread, never sent to a worker. */
+  data?: Buffer;
 }
 
 /**
@@ -54,7 +56,11 @@ export class BlobPool {
 
   async run(jobs: PoolJob[]): Promise<JobResult[]> {
     const results: JobResult[] = new Array(jobs.length);
-    const largestFirst = jobs.map((_, i) => i).sort((a, b) => jobs[b]!.size - jobs[a]!.size);
+    const inMemory = (i: number) => jobs[i]!.data !== undefined && jobs[i]!.job.kind === 'hash';
+    for (let i = 0; i < jobs.length; i++) {
+      if (inMemory(i)) results[i] = hashBuffer(jobs[i]!.data!, jobs[i]!.job.algorithm, this.counter);
+    }
+    const largestFirst = jobs.map((_, i) => i).filter((i) => !inMemory(i)).sort((a, b) => jobs[b]!.size - jobs[a]!.size);
     const lane = (i: number) => laneOf(jobs[i]!.job, this.options.zstdProgram !== undefined);
     const pooled = largestFirst.filter((i) => lane(i) === 'pooled').map((i) => [i]);
     const serial = largestFirst.filter((i) => lane(i) === 'serial').map((i) => [i]);
@@ -91,6 +97,9 @@ export class BlobPool {
     const buffers = [Buffer.allocUnsafe(HASH_BUFFER)];
     for (; b; b = take()) {
       for (const i of b) results[i] = await runJob(jobs[i]!.job, deps, buffers);
+      // A batch of small blobs never leaves the microtask queue: without this, a worker's answer waits
+      // (and the worker idles) until the main thread has hashed every other batch itself.
+      if (this.workers.length) await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
@@ -137,6 +146,13 @@ function laneOf(job: BlobJob, zstdProgram: boolean): 'pooled' | 'serial' | 'any'
   if (job.kind !== 'deep') return 'any';
   if (job.hint === 'gzip' || (job.hint === 'zstd' && (hasNativeZstd() || zstdProgram))) return 'pooled';
   return job.hint === 'zstd' ? 'serial' : 'any';
+}
+
+/** What hashBlob would make of a file holding these bytes. */
+function hashBuffer(data: Buffer, algorithm: string, counter: BigInt64Array): JobResult {
+  const hex = crypto.createHash(algorithm).update(data).digest('hex');
+  Atomics.add(counter, 0, BigInt(data.length));
+  return { digest: `${algorithm}:${hex}`, bytes: data.length };
 }
 
 function ask(worker: Worker, jobs: BlobJob[]): Promise<JobResult[]> {
