@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { listReading } from '../src/ops/verify/site.js';
+import { isVerifiable } from '../src/model/digest.js';
 import { DirStore } from '../src/store/dir.js';
 import { MediaType } from '../src/model/media-types.js';
 import { blobFile, buildImage, corruptBlob, rawLayer } from '../testdata/builder.js';
@@ -15,7 +15,7 @@ function manySmallLayers(count: number) {
   return buildImage({ layers });
 }
 
-test('verify reading small blobs with the listing lists exactly what DirStore.inventory lists, and reads only small regular blobs it would hash', async (t) => {
+test('an inventory that reads small blobs lists exactly what a plain one lists, and reads only the small regular blobs asked for', async (t) => {
   const image = manySmallLayers(5);
   const big = rawLayer(Buffer.alloc(200 * 1024, 7), MediaType.ociLayer); // over the read-with-the-listing size
   const dir = await imageLayout(t, { descriptor: image.descriptor, blobs: [...image.blobs, big] });
@@ -32,11 +32,15 @@ test('verify reading small blobs with the listing lists exactly what DirStore.in
   await writeFile(join(dir, 'blobs', 'blake3', hex('d')), 'not hashed, so not read');
   await symlink(join(dir, 'blobs', 'sha256'), join(dir, 'blobs', 'sha512'));
 
-  const listed = await listReading(dir);
-  assert.deepEqual(listed.files, await new DirStore(dir).inventory());
+  const store = new DirStore(dir);
+  const reading = await store.inventory({ readUpTo: 64 * 1024, budget: 16 << 20, wanted: isVerifiable });
+  assert.deepEqual(reading.map(({ data: _, ...entry }) => entry), await store.inventory());
+  const read = new Map(reading.filter((e) => e.data).map((e) => [e.digest, e.data]));
   const small = [...image.blobs].map((b) => b.descriptor.digest).sort();
-  assert.deepEqual([...listed.contents.keys()].sort(), small, 'only the small sha256 regular files are read');
-  for (const b of image.blobs) assert.deepEqual(listed.contents.get(b.descriptor.digest), b.bytes);
+  assert.deepEqual([...read.keys()].sort(), small, 'only the small sha256 regular files are read');
+  for (const b of image.blobs) assert.deepEqual(read.get(b.descriptor.digest), b.bytes);
+  const capped = await store.inventory({ readUpTo: 64 * 1024, budget: 1, wanted: isVerifiable });
+  assert.equal(capped.filter((e) => e.data).length, 0, 'nothing is read past the budget');
 });
 
 test('many small blobs: each is hashed; a flipped byte, a blob longer than its descriptor (never hashed), a symlink and a FIFO are each found', async (t) => {

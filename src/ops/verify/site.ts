@@ -1,5 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OcikitError } from '../../errors.js';
 import { algorithmOf, digestFromBlobPath, isVerifiable, type Digest } from '../../model/digest.js';
@@ -80,7 +79,11 @@ class DirSite implements Site {
   static async open(store: DirStore, options: SiteOptions): Promise<DirSite> {
     const blobsDir = await lstat(join(store.path, 'blobs')).catch(() => undefined);
     if (blobsDir?.isSymbolicLink()) return new DirSite(store, [], ['blobs'], true);
-    const { files, contents } = options.readSmallBlobs ? await listReading(store.path, options.readSmallBlobs) : { files: await store.inventory(), contents: undefined };
+    // Reading is not hashing: sizes are still checked against descriptors before any blob is hashed.
+    const wanted = options.readSmallBlobs;
+    const files = await store.inventory(wanted && { readUpTo: SMALL_BLOB_BYTES, budget: SMALL_BLOBS_BUDGET, wanted: (d) => isVerifiable(d) && wanted(d) });
+    const contents = new Map<Digest, Buffer>();
+    for (const f of files) if (f.data && f.digest) contents.set(f.digest, f.data);
     const linked = files.filter((f) => f.type === 'symlink' && f.path.split('/').length === 2).map((f) => f.path);
     return new DirSite(store, files, linked, blobsDir?.isDirectory() ?? false, contents);
   }
@@ -89,39 +92,10 @@ class DirSite implements Site {
     return this.store.readTopFile(name);
   }
 
-  /**
-   * DirStore.readBlob's checks and messages, read synchronously: above its 4 MiB document limit the store
-   * reads asynchronously, and verify's 64 MiB cap sent every document through a thread-pool round trip
-   * for each of open, fstat, read and close (the walk of 200 documents sat idle for 180 ms of them).
-   */
   async readDocument(digest: Digest, maxBytes: number): Promise<Buffer> {
-    const read = this.contents.get(digest); // read with the same checks, as a regular file not under a symlink
+    const read = this.contents.get(digest); // read with the listing, with the same checks
     if (read && read.length <= maxBytes) return read;
-    const path = await this.store.blobFile(digest); // refuses blobs/ or blobs/<alg>/ turned into a symlink
-    let fd: number;
-    try {
-      fd = openSync(path, READ_NOFOLLOW);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ELOOP') throw new OcikitError(`${path}: is a symlink; refusing to follow it`);
-      if (code === 'ENOENT') throw new OcikitError(`${path}: blob ${digest} is missing`);
-      throw err;
-    }
-    try {
-      const info = fstatSync(fd);
-      if (!info.isFile()) throw new OcikitError(`${path}: not a regular file`);
-      if (info.size > maxBytes) throw new OcikitError(`${path}: ${info.size} bytes is over the ${maxBytes}-byte limit for documents`);
-      const out = Buffer.allocUnsafe(info.size);
-      let done = 0;
-      while (done < out.length) {
-        const n = readSync(fd, out, done, out.length - done, done);
-        if (n === 0) break;
-        done += n;
-      }
-      return done === out.length ? out : out.subarray(0, done);
-    } finally {
-      closeSync(fd);
-    }
+    return this.store.readBlob(digest, maxBytes);
   }
 
   blob(digest: Digest): BlobState {
@@ -149,83 +123,12 @@ class DirSite implements Site {
   }
 }
 
-/** As DirStore opens documents: never following a symlink, never blocking on a FIFO. */
-const READ_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
 /** `<dir>/`, as join(dir, name) would prefix a plain name ('' for '.'). */
 const rootOf = (dir: string) => join(dir, 'x').slice(0, -1);
 
-/** Blobs up to this size are read with the listing; past the budget the rest are only sized, as DirStore.inventory does. */
+/** Blobs up to this size are read with the listing; past the budget the rest are only sized. */
 const SMALL_BLOB_BYTES = 64 * 1024;
 const SMALL_BLOBS_BUDGET = 16 * 1024 * 1024;
-
-/**
- * DirStore.inventory (the same entries, in the same order), with small blobs read whole instead of sized
- * by lstat: 10,000 small blobs cost an lstat each here and an open, fstat, read and close each when
- * hashed; now the open, fstat, read and close only. Reading is not hashing: their sizes are still checked
- * against their descriptors before any is hashed, and a blob over the size is never hashed.
- */
-export async function listReading(layout: string, wanted: (digest: Digest) => boolean = () => true): Promise<{ files: BlobFile[]; contents: Map<Digest, Buffer> }> {
-  const files: BlobFile[] = [];
-  const contents = new Map<Digest, Buffer>();
-  const root = rootOf(layout);
-  let budget = SMALL_BLOBS_BUDGET;
-  const algorithms = await readdir(join(layout, 'blobs'), { withFileTypes: true }).catch(() => []);
-  for (const alg of algorithms) {
-    if (!alg.isDirectory()) {
-      files.push({ path: `blobs/${alg.name}`, size: 0, type: alg.isSymbolicLink() ? 'symlink' : 'other' });
-      continue;
-    }
-    for (const file of await readdir(join(layout, 'blobs', alg.name), { withFileTypes: true })) {
-      if (file.name.startsWith('.ocikit-')) continue;
-      const path = `blobs/${alg.name}/${file.name}`;
-      const type = file.isFile() ? 'file' : file.isSymbolicLink() ? 'symlink' : 'other';
-      const digest = digestFromBlobPath(path);
-      if (type !== 'file') {
-        files.push({ path, digest, size: 0, type });
-        continue;
-      }
-      // Only blobs the content phase would hash; anything odd (unreadable, no longer a regular file) is sized as before.
-      const read = budget > 0 && digest !== undefined && isVerifiable(digest) && wanted(digest) ? readSmall(root + path, Math.min(SMALL_BLOB_BYTES, budget)) : undefined;
-      if (read?.data && digest !== undefined) {
-        contents.set(digest, read.data);
-        budget -= read.data.length;
-      }
-      files.push({ path, digest, size: read?.size ?? lstatSync(root + path).size, type });
-    }
-  }
-  return { files, contents };
-}
-
-/** A regular file's size, and its bytes when it has at most maxBytes; undefined when it cannot be opened as one. */
-function readSmall(path: string, maxBytes: number): { size: number; data?: Buffer } | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, READ_NOFOLLOW);
-  } catch {
-    return undefined;
-  }
-  try {
-    const info = fstatSync(fd);
-    if (!info.isFile()) return undefined;
-    if (info.size > maxBytes) return { size: info.size };
-    // One byte over: a file that grew since the fstat is left to the content phase to read as it is then.
-    // A short read that reaches the size is the end (as in hashBlob): no second read of 0 bytes to prove it.
-    const data = Buffer.allocUnsafe(info.size + 1);
-    let done = 0;
-    while (done < data.length) {
-      const want = data.length - done;
-      const n = readSync(fd, data, done, want, done);
-      done += n;
-      if (n === 0 || (n < want && done >= info.size)) break;
-    }
-    return done > info.size ? { size: info.size } : { size: info.size, data: data.subarray(0, done) };
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 class ArchiveSite implements Site {
   readonly linkedDirs: string[] = [];
