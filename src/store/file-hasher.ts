@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { read } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
-/** Below this a worker's start (about 20 ms) costs more than hashing the file on the main thread. */
+/** Below this a worker's start (40-50 ms of a core here) costs more than hashing the file on the main thread. */
 const WORKER_MIN_BYTES = 16 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
 
