@@ -1,7 +1,8 @@
-// The least any Node program can do to hash a layout's blobs on two cores: no CLI, no documents, a
-// worker started at once and the blobs handed out largest first. bench/run.ts times it beside ocikit, so
-// the share of a ratio that is Node's own start-up and threading shows as a number.
-//   node bench/node-floor.cjs LAYOUT
+// A bare Node program that only hashes a layout's blobs on two cores: no CLI, no documents, a worker
+// started at once and the blobs handed out largest first. bench/run.ts times it beside ocikit, so the
+// share of a ratio that is Node's own start-up and worker boot shows as a number. It is not a strict
+// floor: its main thread hashes synchronously, so on a few big blobs its split can be worse than ocikit's.
+//   node bench/node-hasher.cjs LAYOUT
 'use strict';
 const { Worker } = require('node:worker_threads');
 const fs = require('node:fs');
