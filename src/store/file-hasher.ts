@@ -71,19 +71,20 @@ export class FileHasher {
   private runOnWorker(worker: Worker, request: HashRequest): void {
     const settle = (outcome: { hex: string } | { error: unknown }, workerAlive: boolean) => {
       worker.off('message', onMessage);
-      worker.off('error', onError);
+      worker.off('error', onFailure);
+      worker.off('exit', onFailure);
       worker.unref();
       if ('hex' in outcome) request.resolve(outcome.hex);
       else request.reject(outcome.error);
       if (workerAlive) this.idle.push(worker);
-      else this.workers--;
       this.dispatch();
     };
     const onMessage = (msg: { hex?: string; error?: string }) =>
       settle(msg.hex !== undefined ? { hex: msg.hex } : { error: Object.assign(new Error(msg.error), { syscall: 'read' }) }, true);
-    const onError = (err: Error) => settle({ error: err }, false);
+    const onFailure = (err?: unknown) => settle({ error: err instanceof Error ? err : new Error('the hashing thread stopped') }, false);
     worker.on('message', onMessage);
-    worker.once('error', onError);
+    worker.once('error', onFailure);
+    worker.once('exit', onFailure);
     worker.ref();
     worker.postMessage({ fd: request.fd, algorithm: request.algorithm });
   }
@@ -94,6 +95,12 @@ export class FileHasher {
       const worker = new Worker(WORKER_SOURCE, { eval: true });
       this.workers++;
       worker.unref(); // an idle worker must not keep the process alive
+      worker.on('error', () => undefined); // a busy one's failure reaches its request; an idle one's goes with it
+      worker.once('exit', () => {
+        this.workers--;
+        const at = this.idle.indexOf(worker);
+        if (at !== -1) this.idle.splice(at, 1);
+      });
       return worker;
     } catch {
       this.workers = this.maxWorkers; // threads unavailable: the main thread does it all
