@@ -5,7 +5,7 @@
  * takes over the dead run's lock and removes its temp files. Also: a full disk and a read-only or
  * forbidden directory fail with one line and exit 2 and change nothing.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -172,20 +172,27 @@ const NO_SPACE = /no space left on device: \/(?!.*\.ocikit-tmp-)/;
 const READ_ONLY = /read-only file system: \/(?!.*\.ocikit-tmp-)/;
 const NO_PERMISSION = /permission denied: \/(?!.*\.ocikit-tmp-)/;
 
-function tryMountTmpfs(dir: string, size: string): boolean {
+/**
+ * Runs `fn` on a fresh tmpfs of `size` mounted at root/`name`, unmounted afterwards; skips the test
+ * where mounting is not permitted.
+ */
+async function onTmpfs(t: TestContext, name: string, size: string, fn: (mnt: string) => Promise<void>): Promise<void> {
+  const mnt = join(root, name);
+  await mkdir(mnt);
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'ignore' });
-    return true;
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt], { stdio: 'ignore' });
   } catch {
-    return false;
+    t.skip('mount -t tmpfs is not permitted here (needs root or CAP_SYS_ADMIN)');
+    return;
   }
-}
-
-function unmount(dir: string): void {
   try {
-    execFileSync('umount', [dir], { stdio: 'ignore' });
-  } catch {
-    /* already gone */
+    await fn(mnt);
+  } finally {
+    try {
+      execFileSync('umount', [mnt], { stdio: 'ignore' });
+    } catch {
+      /* already gone */
+    }
   }
 }
 
@@ -207,14 +214,8 @@ async function fillUp(file: string): Promise<void> {
   }
 }
 
-test('ENOSPC: a full disk fails the write with one line and exit 2, and the layout is unchanged', async (t) => {
-  const mnt = join(root, 'full');
-  await mkdir(mnt);
-  if (!tryMountTmpfs(mnt, '12m')) {
-    t.skip('mount -t tmpfs is not permitted here (needs root or CAP_SYS_ADMIN)');
-    return;
-  }
-  try {
+test('ENOSPC: a full disk fails the write with one line and exit 2, and the layout is unchanged', (t) =>
+  onTmpfs(t, 'full', '12m', async (mnt) => {
     const layout = join(mnt, 'layout');
     await cp(layoutFixture('app'), layout, { recursive: true });
     const filler = join(mnt, 'filler');
@@ -245,19 +246,10 @@ test('ENOSPC: a full disk fails the write with one line and exit 2, and the layo
     await rm(filler);
     const after = await runOcikit(['tag', `${layout}:latest`, 'v2']);
     assert.equal(after.code, 0, `with space again the layout is writable (no stale lock): ${describeRun(after)}`);
-  } finally {
-    unmount(mnt);
-  }
-});
+  }));
 
-test('ENOSPC: gc runs on a full disk (the lock needs no room) and frees space', async (t) => {
-  const mnt = join(root, 'full-gc');
-  await mkdir(mnt);
-  if (!tryMountTmpfs(mnt, '4m')) {
-    t.skip('mount -t tmpfs is not permitted here (needs root or CAP_SYS_ADMIN)');
-    return;
-  }
-  try {
+test('ENOSPC: gc runs on a full disk (the lock needs no room) and frees space', (t) =>
+  onTmpfs(t, 'full-gc', '4m', async (mnt) => {
     const layout = join(mnt, 'layout');
     await cp(layoutFixture('app'), layout, { recursive: true });
     const garbage = join(layout, 'blobs', 'sha256', createHash('sha256').update(pseudoRandomBytes(256 * 1024, 3)).digest('hex'));
@@ -268,19 +260,10 @@ test('ENOSPC: gc runs on a full disk (the lock needs no room) and frees space', 
     await assert.rejects(readFile(garbage), 'the unreachable blob is deleted');
     assert.deepEqual((await readdir(layout)).filter((name) => name.startsWith('.ocikit')), [], 'no lock or temp file is left');
     assert.deepEqual((await checkLayout(layout)).problems, []);
-  } finally {
-    unmount(mnt);
-  }
-});
+  }));
 
-test('EROFS: a read-only layout refuses writes with one line and exit 2', async (t) => {
-  const mnt = join(root, 'readonly');
-  await mkdir(mnt);
-  if (!tryMountTmpfs(mnt, '4m')) {
-    t.skip('mount -t tmpfs is not permitted here (needs root or CAP_SYS_ADMIN)');
-    return;
-  }
-  try {
+test('EROFS: a read-only layout refuses writes with one line and exit 2', (t) =>
+  onTmpfs(t, 'readonly', '4m', async (mnt) => {
     await cp(layoutFixture('app'), join(mnt, 'layout'), { recursive: true });
     execFileSync('mount', ['-o', 'remount,ro', mnt]);
     const before = await snapshotTree(mnt);
@@ -289,10 +272,7 @@ test('EROFS: a read-only layout refuses writes with one line and exit 2', async 
       assertCleanError(r, [2], READ_ONLY);
       await assertTreeUnchanged(mnt, before, `${args[0]} on a read-only file system`);
     }
-  } finally {
-    unmount(mnt);
-  }
-});
+  }));
 
 test('EACCES: a directory the user may not write fails with one line and exit 2 and is unchanged', async () => {
   // Root ignores file modes, so the commands run as an unprivileged user.
