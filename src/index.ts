@@ -15,7 +15,9 @@ export { parseReference, type Reference, type Selector } from './store/reference
 export { DirStore, DirWriter } from './store/dir.js';
 export { ArchiveStore } from './store/archive.js';
 export { ArchiveWriter } from './store/archive-writer.js';
-export { walk, rootNodes, readDocument, findExtensionDescriptors, type WalkNode } from './ops/walk.js';
+export { walk, rootNodes, type WalkNode } from './graph/walk.js';
+export { readDocument } from './graph/read.js';
+export { findExtensionDescriptors } from './graph/children.js';
 export { propagate, type Replacements, type Propagation } from './ops/rewrite.js';
 export { resolveTarget, imagesOf, parsePlatform, type Target, type PlatformImage } from './ops/resolve.js';
 export { inspect, type InspectReport, type InspectNode } from './ops/inspect.js';

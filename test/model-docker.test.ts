@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { dockerImageConfigSchema, dockerManifestListSchema, dockerManifestSchema } from '../src/model/docker-schema2.js';
 import { MediaType } from '../src/model/media-types.js';
-import { readDocument, rootNodes, walk } from '../src/ops/walk.js';
+import { readDocument } from '../src/graph/read.js';
+import { rootNodes, walk } from '../src/graph/walk.js';
 import { openStore } from '../src/store/open.js';
 import { layoutFixture } from './helpers/scratch.js';
 

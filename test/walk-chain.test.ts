@@ -1,7 +1,7 @@
 /** Where a descriptor sits, as messages print it: short even for the deepest nesting allowed. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chain, type WalkNode } from '../src/ops/walk.js';
+import { chain, type WalkNode } from '../src/graph/walk.js';
 
 const digest = (i: number) => `sha256:${i.toString(16).padStart(64, '0')}`;
 

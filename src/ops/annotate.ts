@@ -17,7 +17,8 @@ import { imagesOf, platformMatches, resolveTarget, type PlatformImage, type Plat
 import { CONTAINERD_SUBJECT, listReferrers, parseReferrerTag, referrersOf, referrerTagFor, type Referrer, type ReferrerConvention } from './referrers.js';
 import { propagate, retagged, type Replacements } from './rewrite.js';
 import { jsonDiff } from './text-diff.js';
-import { readDocument, rootNodes, walk } from './walk.js';
+import { readDocument } from '../graph/read.js';
+import { rootNodes, walk } from '../graph/walk.js';
 
 export type AnnotateOn = 'manifest' | 'index' | 'descriptor' | 'all';
 

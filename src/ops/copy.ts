@@ -9,7 +9,7 @@ import type { BlobRef, Store, StoreWriter } from '../store/store.js';
 import { entryRoots, indexRoots, reachability, type Reachability } from './reachability.js';
 import { CONTAINERD_SUBJECT, isFallbackTagEntry, listReferrers, referrersOf, type Referrer } from './referrers.js';
 import { imagesOf, resolveTarget, type PlatformSpec } from './resolve.js';
-import { readDocument } from './walk.js';
+import { readDocument } from '../graph/read.js';
 
 export interface CopyOptions {
   /** What to copy; everything index.json names when absent. */

@@ -5,7 +5,7 @@ import type { Doc } from '../model/document.js';
 import type { ImageConfig } from '../model/image-config.js';
 import type { ImageManifest } from '../model/image-manifest.js';
 import type { Store } from '../store/store.js';
-import { readDocument } from './walk.js';
+import { readDocument } from '../graph/read.js';
 
 /** One platform image: its manifest and config, raw and parsed. */
 export interface Image {

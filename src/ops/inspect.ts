@@ -5,7 +5,7 @@ import { mediaTypeInfo } from '../model/media-types.js';
 import { selectorText, type Selector } from '../store/reference.js';
 import type { Store } from '../store/store.js';
 import { platformMatches, resolveTarget, type PlatformSpec } from './resolve.js';
-import { readDocument, readJson } from './walk.js';
+import { readDocument, readJson } from '../graph/read.js';
 
 /** The `inspect --json` shape (documented in the README; fields are only ever added). */
 export interface InspectNode {

@@ -7,7 +7,8 @@ import type { ImageIndex } from '../model/image-index.js';
 import { DirStore } from '../store/dir.js';
 import type { Store } from '../store/store.js';
 import { listReferrers, referrersOf, type Referrer } from './referrers.js';
-import { chain, findExtensionDescriptors, rootNodes, walk, type Role, type WalkNode } from './walk.js';
+import { findExtensionDescriptors } from '../graph/children.js';
+import { chain, rootNodes, walk, type Role, type WalkNode } from '../graph/walk.js';
 
 export interface ReachOptions {
   /** Follow `subject` descriptors into the documents they name (default true: gc keeps a referrer's subject). */

@@ -21,7 +21,7 @@ import { entryName, plainTag } from './derive/base.js';
 import { findReferrers } from './referrers.js';
 import { imagesOf, resolveTarget, type PlatformSpec, type Target } from './resolve.js';
 import { propagate, retagged, type Propagation, type Replacements } from './rewrite.js';
-import { rootNodes, walk, type WalkNode } from './walk.js';
+import { rootNodes, walk, type WalkNode } from '../graph/walk.js';
 
 export interface RebaseOptions {
   /** The image or index to rebase in `store`; its only image when absent. */

@@ -3,7 +3,8 @@ import { isDigest, type Digest } from '../model/digest.js';
 import { refNameOf, type Descriptor } from '../model/descriptor.js';
 import { isIndexType } from '../model/media-types.js';
 import type { Store } from '../store/store.js';
-import { readDocument, readSubject } from './walk.js';
+import { readSubject } from '../graph/children.js';
+import { readDocument } from '../graph/read.js';
 
 /** containerd's way of linking an index.json entry to the manifest it refers to. */
 export const CONTAINERD_SUBJECT = 'io.containerd.manifest.subject';

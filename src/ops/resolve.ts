@@ -5,7 +5,8 @@ import type { ImageIndex } from '../model/image-index.js';
 import { isManifestType, mediaTypeInfo } from '../model/media-types.js';
 import type { Selector } from '../store/reference.js';
 import type { Store } from '../store/store.js';
-import { readSubject, rootNodes, walk, type WalkNode } from './walk.js';
+import { readSubject } from '../graph/children.js';
+import { rootNodes, walk, type WalkNode } from '../graph/walk.js';
 
 /** An image or index found in a store, with where it sits in index.json. */
 export interface Target {

@@ -4,7 +4,7 @@ import { CONTAINERD_IMAGE_NAME, pointTo, withRefName, type Descriptor } from '..
 import { serializeLike, type Doc } from '../model/document.js';
 import type { ImageIndex } from '../model/image-index.js';
 import type { BlobRef, Store, StoreKind, StoreWriter } from '../store/store.js';
-import { readDocument } from './walk.js';
+import { readDocument } from '../graph/read.js';
 
 /** A document replaced by new content: old digest → new blob (and media type, when that changes too). */
 export type Replacements = Map<Digest, BlobRef & { mediaType?: string }>;

@@ -8,7 +8,7 @@ import type { Store } from '../../store/store.js';
 import { checkBasePrefix, loadImage, type Image } from '../image.js';
 import { isSynthesized, SYNTHESIZED } from '../old-base.js';
 import { imagesOf, resolveTarget, type Target } from '../resolve.js';
-import { rootNodes, walk } from '../walk.js';
+import { rootNodes, walk } from '../../graph/walk.js';
 
 /** `--base REF`: a base image on disk, and how to name it. */
 export interface BaseSource {

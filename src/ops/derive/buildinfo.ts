@@ -6,7 +6,7 @@ import { MediaType } from '../../model/media-types.js';
 import type { Store } from '../../store/store.js';
 import { checkBasePrefix, loadImage, type Image } from '../image.js';
 import type { PlatformImage } from '../resolve.js';
-import { readDocument } from '../walk.js';
+import { readDocument } from '../../graph/read.js';
 import { isSynthesized } from '../old-base.js';
 import { findInStores, manifestFor, platformOf } from './base.js';
 

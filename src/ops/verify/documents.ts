@@ -3,7 +3,7 @@ import { algorithmOf, isDigest, isVerifiable, type Digest } from '../../model/di
 import { REF_NAME } from '../../model/descriptor.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES, nestingProblem } from '../../model/document.js';
 import { MediaType, mediaTypeInfo } from '../../model/media-types.js';
-import { findExtensionDescriptors } from '../walk.js';
+import { findExtensionDescriptors } from '../../graph/children.js';
 import { checkConfig } from './config-check.js';
 import { checkAnnotations, checkDescriptor, checkMediaType, type CheckedDescriptor } from './descriptors.js';
 import type { Findings, Location } from './findings.js';
