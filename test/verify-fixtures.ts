@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { verifyRef, type VerifyOptions, type VerifyReport } from '../src/ops/verify.js';
 import { blobPath } from '../src/model/digest.js';
-import { CONTAINERD_IMAGE_NAME, type Descriptor } from '../src/model/descriptor.js';
+import type { Descriptor } from '../src/model/descriptor.js';
+import { CONTAINERD_IMAGE_NAME } from '../src/model/keys.js';
 import {
   blob, buildImage, layoutFiles, makeLayer, makeTar, tagged, tarBuffer, treeEntries, writeLayout, type Blob, type BuiltImage, type ImageSpec, type LayoutSpec,
 } from '../testdata/builder.js';

@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import { isDigest } from './digest.js';
+import { CONTAINERD_IMAGE_NAME, REF_NAME } from './keys.js';
 
 export const annotationsSchema = z.record(z.string(), z.string());
 export type Annotations = z.infer<typeof annotationsSchema>;
@@ -27,10 +28,6 @@ export const descriptorSchema = z.looseObject({
   platform: z.optional(platformSchema),
 });
 export type Descriptor = z.infer<typeof descriptorSchema>;
-
-export const REF_NAME = 'org.opencontainers.image.ref.name';
-/** containerd and Docker 25+ keep the full image name beside the OCI ref name. */
-export const CONTAINERD_IMAGE_NAME = 'io.containerd.image.name';
 
 export function refNameOf(descriptor: Descriptor): string | undefined {
   return descriptor.annotations?.[REF_NAME];
@@ -60,12 +57,6 @@ export function sameIndexEntry(a: Descriptor, b: Descriptor): boolean {
   return ta !== undefined ? ta === tb : tb === undefined && a.digest === b.digest;
 }
 
-export function platformString(platform: Platform | undefined): string {
-  if (!platform) return '';
-  const base = `${platform.os}/${platform.architecture}`;
-  return platform.variant ? `${base}/${platform.variant}` : base;
-}
-
 /** The parts of a descriptor that identify content; used to rewrite a descriptor in place. */
 export function pointTo(descriptor: Descriptor, target: { digest: string; size: number; mediaType?: string }): Descriptor {
   const next: Descriptor = { ...descriptor, digest: target.digest, size: target.size };
@@ -73,3 +64,7 @@ export function pointTo(descriptor: Descriptor, target: { digest: string; size: 
   delete next.data; // embedded data would no longer match the new content
   return next;
 }
+
+// Transitional, for the ops files being rewritten on another branch; deleted when their imports switch.
+export { CONTAINERD_IMAGE_NAME, REF_NAME } from './keys.js';
+export { platformString } from './platform.js';

@@ -1,10 +1,12 @@
 import { OcikitError } from '../errors.js';
-import { CONTAINERD_IMAGE_NAME, platformString, refNameOf, type Annotations, type Descriptor, type Platform } from '../model/descriptor.js';
+import { refNameOf, type Annotations, type Descriptor, type Platform } from '../model/descriptor.js';
+import { CONTAINERD_IMAGE_NAME } from '../model/keys.js';
+import { platformMatches, platformString, type PlatformSpec } from '../model/platform.js';
 import type { ImageConfig } from '../model/image-config.js';
 import { mediaTypeInfo } from '../model/media-types.js';
 import { selectorText, type Selector } from '../store/reference.js';
 import type { Store } from '../store/store.js';
-import { platformMatches, resolveTarget, type PlatformSpec } from './resolve.js';
+import { resolveTarget } from './resolve.js';
 import { readDocument, readJson } from '../graph/read.js';
 
 /** The `inspect --json` shape (documented in the README; fields are only ever added). */
@@ -51,7 +53,7 @@ export async function inspect(store: Store, options: InspectOptions = {}): Promi
     if (node) entries.push(node);
   }
   if (options.platform && !entries.some((e) => showsPlatform(e, options.platform!))) {
-    throw new OcikitError(`${store.path}: no ${platformString(options.platform as Platform)} image${options.selector ? ` in ${selectorText(options.selector)}` : ''}`);
+    throw new OcikitError(`${store.path}: no ${platformString(options.platform)} image${options.selector ? ` in ${selectorText(options.selector)}` : ''}`);
   }
   return { kind: store.kind, path: store.path, entries };
 }

@@ -1,13 +1,14 @@
 import { OcikitError } from '../errors.js';
 import { isDigest, type Digest } from '../model/digest.js';
 import { refNameOf, type Descriptor } from '../model/descriptor.js';
+import { CONTAINERD_SUBJECT } from '../model/keys.js';
+// Transitional, for the ops files being rewritten on another branch; deleted when their imports switch.
+export { CONTAINERD_SUBJECT } from '../model/keys.js';
 import { isIndexType } from '../model/media-types.js';
 import type { Store } from '../store/store.js';
 import { readSubject } from '../graph/children.js';
 import { readDocument } from '../graph/read.js';
 
-/** containerd's way of linking an index.json entry to the manifest it refers to. */
-export const CONTAINERD_SUBJECT = 'io.containerd.manifest.subject';
 
 /**
  * How a layout says that a manifest refers to another:

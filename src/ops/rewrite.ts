@@ -1,6 +1,7 @@
 import { OcikitError } from '../errors.js';
 import type { Digest } from '../model/digest.js';
-import { CONTAINERD_IMAGE_NAME, pointTo, withRefName, type Descriptor } from '../model/descriptor.js';
+import { pointTo, withRefName, type Descriptor } from '../model/descriptor.js';
+import { CONTAINERD_IMAGE_NAME } from '../model/keys.js';
 import { serializeLike, type Doc } from '../model/document.js';
 import type { ImageIndex } from '../model/image-index.js';
 import type { BlobRef, Store, StoreKind, StoreWriter } from '../store/store.js';

@@ -1,16 +1,16 @@
 import { OcikitError } from '../errors.js';
-import { CONTAINERD_IMAGE_NAME, REF_NAME, refNameOf, withRefName, type Descriptor } from '../model/descriptor.js';
+import { refNameOf, withRefName, type Descriptor } from '../model/descriptor.js';
+import { isRefName, REF_NAME_RULE } from '../model/formats.js';
+import { sameName } from '../model/image-name.js';
+import { CONTAINERD_IMAGE_NAME, REF_NAME } from '../model/keys.js';
 import { serializeLike } from '../model/document.js';
 import type { ImageIndex } from '../model/image-index.js';
 import type { Selector } from '../store/reference.js';
 import type { Store, StoreKind, StoreWriter } from '../store/store.js';
-import { resolveTarget, sameName } from './resolve.js';
-
-/** ref.name grammar from the image spec (a SHOULD; umoci enforces it). */
-const REF_NAME_GRAMMAR = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/;
+import { resolveTarget } from './resolve.js';
 
 export function checkRefName(name: string): void {
-  if (!REF_NAME_GRAMMAR.test(name)) throw new OcikitError(`invalid tag ${JSON.stringify(name)}: ref names are [A-Za-z0-9] parts joined by - . _ : @ + or /`);
+  if (!isRefName(name)) throw new OcikitError(`invalid tag ${JSON.stringify(name)}: ref names are ${REF_NAME_RULE}`);
 }
 
 /** Points a tag at the selected image: an index.json entry with the tag, any other holder of the tag untagged. */

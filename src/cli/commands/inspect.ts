@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { platformString } from '../../model/descriptor.js';
+import { platformString } from '../../model/platform.js';
 import { inspect, type InspectNode } from '../../ops/inspect.js';
 import { parsePlatform } from '../../ops/resolve.js';
 import { withStore } from '../context.js';

@@ -1,7 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { OcikitError } from '../../errors.js';
 import { shortDigest } from '../../model/digest.js';
-import { CONTAINERD_IMAGE_NAME, platformString, refNameOf, type Descriptor } from '../../model/descriptor.js';
+import { refNameOf, type Descriptor } from '../../model/descriptor.js';
+import { CONTAINERD_IMAGE_NAME } from '../../model/keys.js';
+import { platformString } from '../../model/platform.js';
 import { reachability } from '../../ops/reachability.js';
 import { referrerTree } from '../../ops/referrers.js';
 import { tag, untag } from '../../ops/tag.js';

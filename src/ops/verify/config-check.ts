@@ -1,6 +1,7 @@
 import { digestProblem } from '../../model/digest.js';
 import type { Findings, Location } from './findings.js';
-import { isPlainObject, isRfc3339, isStringMap } from './formats.js';
+import { isRfc3339 } from '../../model/formats.js';
+import { isPlainObject, isStringMap } from './formats.js';
 
 export interface ConfigContext {
   /** The number of layers the manifest lists. */

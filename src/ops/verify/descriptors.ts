@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { digestProblem, EMPTY_JSON_DIGEST, isDigest, isVerifiable, type Digest } from '../../model/digest.js';
-import { REF_NAME } from '../../model/descriptor.js';
+import { IMAGE_ANNOTATION_PREFIX, REF_NAME } from '../../model/keys.js';
 import { MEDIA_TYPE_GRAMMAR, MediaType } from '../../model/media-types.js';
 import type { Findings, Location } from './findings.js';
-import { isHttpUrl, isPaddedBase64, isPlainObject, isRefName, isRfc3339, isStringMap, isUri } from './formats.js';
+import { isHttpUrl, isPaddedBase64, isRefName, isRfc3339, isUri } from '../../model/formats.js';
+import { isPlainObject, isStringMap } from './formats.js';
 
 /** The fields of a descriptor verify relies on, once they passed their checks. */
 export interface CheckedDescriptor {
@@ -108,7 +109,7 @@ function checkPlatform(value: unknown, loc: Location, findings: Findings): void 
   }
 }
 
-const IMAGE = 'org.opencontainers.image.';
+const IMAGE = IMAGE_ANNOTATION_PREFIX;
 
 /** annotations.md: a string map; the image spec's own keys hold values in their formats. */
 export function checkAnnotations(value: unknown, loc: Location, findings: Findings): void {

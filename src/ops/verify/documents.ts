@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { algorithmOf, isDigest, isVerifiable, type Digest } from '../../model/digest.js';
-import { REF_NAME } from '../../model/descriptor.js';
+import { REF_NAME } from '../../model/keys.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES, nestingProblem } from '../../model/document.js';
 import { MediaType, mediaTypeInfo } from '../../model/media-types.js';
 import { findExtensionDescriptors } from '../../graph/children.js';
