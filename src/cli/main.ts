@@ -2,6 +2,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { describeError, OcikitError } from '../errors.js';
 import { commands } from './commands/index.js';
+import { ownVersion } from './version.js';
 
 /** Exit codes: 0 ok, 1 a check failed, 2 usage error or unreadable input. */
 export async function main(argv: string[]): Promise<number> {
@@ -15,7 +16,8 @@ export async function main(argv: string[]): Promise<number> {
     .demandCommand(1, 'name a command')
     .recommendCommands()
     .help()
-    .version()
+    // Read only when asked: every other run would pay for a file read it does not use.
+    .version('version', 'show ocikit\'s version number', argv.includes('--version') ? ownVersion() : '')
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .exitProcess(false)
     .fail((message, err) => {
