@@ -1,13 +1,13 @@
 /** `NAME:TAG` references without a `/` (as skopeo reads them), and docker-archive names without a tag. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { resolveTarget } from '../src/ops/resolve.js';
 import { openStore } from '../src/store/open.js';
 import { dockerSave25, dockerSaveLegacy, ociArchive, layoutFiles, tagged } from '../testdata/builder.js';
-import { describeRun, runOcikit, TESTDATA } from './helpers/ocikit-process.js';
+import { assertCleanError, describeRun, runOcikit, TESTDATA } from './helpers/ocikit-process.js';
 import { smallImage } from './helpers/referrer-layout.js';
 import { scratchDir } from './helpers/scratch.js';
 
@@ -55,4 +55,38 @@ test('oci:DIR:NAME:TAG writes the ref name as given, so skopeo and umoci find th
   if (spawnSync('sh', ['-c', 'command -v skopeo']).status !== 0) return t.skip('skopeo not installed');
   const skopeo = spawnSync('skopeo', ['inspect', '--raw', `oci:${out}:example.com/app:v1`], { encoding: 'utf8' });
   assert.equal(skopeo.status, 0, skopeo.stderr);
+});
+
+test('every command names an unknown transport and a malformed digest, once, exit 2, with nothing written', async (t) => {
+  const { dir, cleanup } = await scratchDir('core-refs');
+  t.after(cleanup);
+  const app = `oci:${join(TESTDATA, 'layouts', 'app')}`;
+  const runs: Array<[string[], RegExp]> = [
+    [['inspect', 'docker://busybox'], /^ocikit: unknown transport "docker" in docker:\/\/busybox: ocikit knows oci, oci-archive, docker-archive/],
+    [['ls', 'ocii:app'], /^ocikit: unknown transport "ocii" in ocii:app: ocikit knows oci, oci-archive, docker-archive/],
+    [['convert', app, 'docker://registry.example.com/app:1'], /unknown transport "docker"/],
+    [['annotate', 'ocii:app', '--set', 'com.example.a=b'], /unknown transport "ocii"/],
+    [['rebase', 'ocii:app', '--new-base', app], /unknown transport "ocii"/],
+    [['inspect', 'app@sha256:1234'], /^ocikit: malformed digest "sha256:1234" in app@sha256:1234: expected sha256: and 64 lowercase hex digits$/],
+    [['inspect', `${app}@sha256:1234`], /malformed digest "sha256:1234"/],
+  ];
+  for (const [args, message] of runs) {
+    const r = await runOcikit(args, { cwd: dir });
+    assertCleanError(r, [2], message);
+    assert.doesNotMatch(r.stderr, /no such file or directory/, describeRun(r));
+  }
+  assert.deepEqual(await readdir(dir), [], 'nothing was created');
+});
+
+test('--platform is parsed once: a bad one is named, and a one-platform command refuses two', async () => {
+  const multi = `oci:${join(TESTDATA, 'layouts', 'multi')}:multi`;
+  assertCleanError(await runOcikit(['inspect', multi, '--platform', 'linux']), [2], /^ocikit: invalid platform "linux": expected os\/arch\[\/variant\]$/);
+  assertCleanError(await runOcikit(['inspect', multi, '--platform', 'linux/amd64', '--platform', 'linux/arm64']), [2], /^ocikit: --platform: this command takes one os\/arch\[\/variant\], not 2$/);
+  assertCleanError(await runOcikit(['convert', multi, 'oci:/nonexistent-out', '--platform', 'linux/amd64,linux/arm64']), [2], /takes one os\/arch\[\/variant\], not 2/);
+  const one = await runOcikit(['inspect', '--json', multi, '--platform', 'linux/arm64']);
+  assert.equal(one.code, 0, describeRun(one));
+  const dry = await runOcikit(['annotate', multi, '--dry-run', '--json', '--set', 'com.example.a=b', '--platform', 'linux/amd64,linux/arm64/v8']);
+  assert.equal(dry.code, 0, describeRun(dry));
+  const changes = (JSON.parse(dry.stdout) as { changes: Array<{ platform?: string }> }).changes.map((c) => c.platform).filter(Boolean).sort();
+  assert.deepEqual(changes, ['linux/amd64', 'linux/arm64/v8'], 'a comma-separated list selects both');
 });

@@ -1,5 +1,5 @@
 import { openStore, openWriter } from '../store/open.js';
-import { parseReference, type Reference } from '../store/reference.js';
+import type { Reference } from '../store/reference.js';
 import type { Store, StoreWriter } from '../store/store.js';
 
 /** Commands set this to report their outcome without throwing. */
@@ -7,8 +7,8 @@ export function setExit(code: 0 | 1 | 2): void {
   process.exitCode = Math.max(Number(process.exitCode ?? 0), code);
 }
 
-export async function withStore<T>(text: string, fn: (store: Store, ref: Reference) => Promise<T>): Promise<T> {
-  const ref = parseReference(text);
+/** Opens the store a parsed reference names for the length of `fn`. */
+export async function withStore<T>(ref: Reference, fn: (store: Store, ref: Reference) => Promise<T>): Promise<T> {
   const store = await openStore(ref);
   try {
     return await fn(store, ref);

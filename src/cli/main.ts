@@ -21,6 +21,8 @@ export async function main(argv: string[]): Promise<number> {
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .exitProcess(false)
     .fail((message, err) => {
+      // yargs re-throws what an option's coerce threw as its own YError, with the message kept.
+      if (err?.name === 'YError') throw new OcikitError(err.message);
       throw err ?? new OcikitError(message ?? 'usage error');
     });
   for (const command of commands) cli.command(command);

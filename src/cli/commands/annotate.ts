@@ -4,73 +4,52 @@ import type { Argv, CommandModule } from 'yargs';
 import { OcikitError } from '../../errors.js';
 import { shortDigest } from '../../model/digest.js';
 import { annotate, type AnnotateOn, type AnnotateOptions, type AnnotateResult, type AnnotationChange } from '../../ops/annotate.js';
-import { parsePlatform } from '../../ops/resolve.js';
 import { DirStore, isLayoutDir } from '../../store/dir.js';
 import { openStore } from '../../store/open.js';
 import { parseReference } from '../../store/reference.js';
 import type { Store } from '../../store/store.js';
 import { withStore, withWriter } from '../context.js';
+import { baseLayouts, dryRun, json, output, platforms, wait, type ArgsOf } from '../options.js';
 import { printJson } from '../output.js';
 
-interface Args {
-  ref: string;
-  set?: string[];
-  unset?: string[];
-  'set-file'?: string[];
-  on?: AnnotateOn;
-  platform?: string[];
-  'from-labels'?: string[];
-  'label-schema'?: boolean;
-  base?: string;
-  'base-name'?: string;
-  'base-digest'?: 'manifest' | 'index';
-  'base-layout'?: string[];
-  'from-buildinfo'?: boolean;
-  'from-buildpacks'?: boolean;
-  created?: string;
-  'oci-media-types'?: boolean;
-  'move-referrers'?: boolean;
-  force?: boolean;
-  'dry-run'?: boolean;
-  output?: string;
-  json?: boolean;
-  wait?: boolean;
-}
-
-const builder = (y: Argv<object>): Argv<Args> => y
+const builder = (y: Argv<object>) => y
   .positional('ref', { type: 'string', demandOption: true, describe: 'image or index to annotate (REF)' })
-  .option('set', { type: 'string', array: true, describe: 'set KEY=VALUE (repeatable)' })
-  .option('unset', { type: 'string', array: true, describe: 'remove KEY (repeatable)' })
-  .option('set-file', { type: 'string', array: true, describe: 'set KEY to the content of PATH (KEY=PATH; PATH @- or - reads stdin; one trailing newline dropped)' })
-  .option('on', { choices: ['manifest', 'index', 'descriptor', 'all'] as const, default: 'manifest' as const, describe: 'where: the image manifest(s), the index, REF\'s descriptor, or all of them' })
-  .option('platform', { type: 'string', array: true, describe: 'only these os/arch[/variant] of an index (repeatable or comma-separated)' })
-  .option('from-labels', { type: 'string', array: true, describe: 'copy config labels (all, or those starting with a PREFIX; give REF first)' })
-  .option('label-schema', { type: 'boolean', describe: 'map org.label-schema.* labels to their org.opencontainers.image.* keys' })
-  .option('base', { type: 'string', describe: 'base image REF on disk: prove it is the base, set base.name and base.digest' })
-  .option('base-name', { type: 'string', describe: 'the base\'s fully qualified name (also picks among buildinfo sources)' })
-  .option('base-digest', { choices: ['manifest', 'index'] as const, describe: 'base.digest is the base\'s platform manifest (default) or its index' })
-  .option('base-layout', { type: 'string', array: true, describe: 'layouts holding buildinfo base candidates (repeatable)' })
-  .option('from-buildinfo', { type: 'boolean', describe: 'base.name/base.digest from BuildKit buildinfo and provenance attestations' })
-  .option('from-buildpacks', { type: 'boolean', describe: 'base and source from buildpacks lifecycle/project metadata labels' })
-  .option('created', { type: 'string', describe: 'org.opencontainers.image.created: now (SOURCE_DATE_EPOCH when set), config, or an RFC 3339 time' })
-  .option('oci-media-types', { type: 'boolean', describe: 'convert Docker media types to OCI ones (Docker manifests cannot carry annotations)' })
-  .option('move-referrers', { type: 'boolean', describe: 're-point referrers (signatures, SBOMs) at the new digest' })
-  .option('force', { type: 'boolean', describe: 'set values that fail their key\'s format check' })
-  .option('dry-run', { type: 'boolean', describe: 'print a diff of each changed document; write nothing' })
-  .option('output', { alias: 'o', type: 'string', describe: 'write to DEST (any format) instead of in place' })
-  .option('json', { type: 'boolean' })
-  .option('wait', { type: 'boolean', describe: 'wait for a lock held by another ocikit process' }) as never as Argv<Args>;
+  .options({
+    set: { type: 'string', array: true, describe: 'set KEY=VALUE (repeatable)' },
+    unset: { type: 'string', array: true, describe: 'remove KEY (repeatable)' },
+    'set-file': { type: 'string', array: true, describe: 'set KEY to the content of PATH (KEY=PATH; PATH @- or - reads stdin; one trailing newline dropped)' },
+    on: { choices: ['manifest', 'index', 'descriptor', 'all'] as const satisfies readonly AnnotateOn[], default: 'manifest' as AnnotateOn, describe: 'where: the image manifest(s), the index, REF\'s descriptor, or all of them' },
+    ...platforms('only these os/arch[/variant] of an index (repeatable or comma-separated)'),
+    'from-labels': { type: 'string', array: true, describe: 'copy config labels (all, or those starting with a PREFIX; give REF first)' },
+    'label-schema': { type: 'boolean', describe: 'map org.label-schema.* labels to their org.opencontainers.image.* keys' },
+    base: { type: 'string', describe: 'base image REF on disk: prove it is the base, set base.name and base.digest' },
+    'base-name': { type: 'string', describe: 'the base\'s fully qualified name (also picks among buildinfo sources)' },
+    'base-digest': { choices: ['manifest', 'index'] as const, describe: 'base.digest is the base\'s platform manifest (default) or its index' },
+    ...baseLayouts('layouts holding buildinfo base candidates (repeatable)'),
+    'from-buildinfo': { type: 'boolean', describe: 'base.name/base.digest from BuildKit buildinfo and provenance attestations' },
+    'from-buildpacks': { type: 'boolean', describe: 'base and source from buildpacks lifecycle/project metadata labels' },
+    created: { type: 'string', describe: 'org.opencontainers.image.created: now (SOURCE_DATE_EPOCH when set), config, or an RFC 3339 time' },
+    'oci-media-types': { type: 'boolean', describe: 'convert Docker media types to OCI ones (Docker manifests cannot carry annotations)' },
+    'move-referrers': { type: 'boolean', describe: 're-point referrers (signatures, SBOMs) at the new digest' },
+    force: { type: 'boolean', describe: 'set values that fail their key\'s format check' },
+    ...dryRun('print a diff of each changed document; write nothing'),
+    ...output('write to DEST (any format) instead of in place'),
+    ...json(),
+    ...wait,
+  });
+
+type Args = ArgsOf<typeof builder>;
 
 async function handler(args: Args): Promise<void> {
   const { set, sources } = await explicitValues(args);
-  await withStore(args.ref, async (store, ref) => {
+  await withStore(parseReference(args.ref), async (store, ref) => {
     const opened: Store[] = [];
     try {
       const base = args.base ? await openAux(args.base, opened) : undefined;
       const options: AnnotateOptions = {
         selector: ref.selector,
         on: args.on,
-        platform: args.platform?.flatMap((p) => p.split(',')).filter(Boolean).map(parsePlatform),
+        platform: args.platform,
         set,
         setSources: sources,
         unset: args.unset,

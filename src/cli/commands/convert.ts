@@ -1,44 +1,37 @@
 import type { Argv, CommandModule } from 'yargs';
+import { refNameOf } from '../../model/descriptor.js';
 import { copy, type CopyResult } from '../../ops/copy.js';
 import { existingIndex } from '../../store/open.js';
-import { parsePlatform } from '../../ops/resolve.js';
 import { parseReference } from '../../store/reference.js';
 import { withStore, withWriter } from '../context.js';
+import { json, link, platform, wait, type ArgsOf } from '../options.js';
 import { humanBytes, printJson } from '../output.js';
 
-interface Args {
-  src: string;
-  dest: string;
-  platform?: string;
-  'all-platforms'?: boolean;
-  referrers?: boolean;
-  'oci-media-types'?: boolean;
-  json?: boolean;
-  wait?: boolean;
-  link?: boolean;
-}
-
-const builder = (y: Argv<object>): Argv<Args> => y
+const builder = (y: Argv<object>) => y
   .positional('src', { type: 'string', demandOption: true, describe: 'source REF' })
   .positional('dest', { type: 'string', demandOption: true, describe: 'destination REF (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG])' })
-  .option('platform', { type: 'string', describe: 'only this os/arch[/variant] of an index' })
-  .option('all-platforms', { type: 'boolean', describe: 'every platform of an index (the default)' })
-  .conflicts('platform', 'all-platforms')
-  .option('referrers', { type: 'boolean', default: true, describe: 'copy referrers (signatures, SBOMs) too, transitively; --no-referrers to leave them' })
-  .option('oci-media-types', { type: 'boolean', describe: 'rewrite Docker media types to OCI ones (digests change)' })
-  .option('json', { type: 'boolean' })
-  .option('link', { type: 'boolean', describe: 'into a layout directory: hard-link blobs from a layout on the same file system instead of copying them (both then share the files)' })
-  .option('wait', { type: 'boolean', describe: 'wait for a lock held by another ocikit process' }) as never as Argv<Args>;
+  .options({
+    ...platform('only this os/arch[/variant] of an index'),
+    'all-platforms': { type: 'boolean', describe: 'every platform of an index (the default)' },
+    referrers: { type: 'boolean', default: true, describe: 'copy referrers (signatures, SBOMs) too, transitively; --no-referrers to leave them' },
+    'oci-media-types': { type: 'boolean', describe: 'rewrite Docker media types to OCI ones (digests change)' },
+    ...json(),
+    ...link,
+    ...wait,
+  })
+  .conflicts('platform', 'all-platforms');
+
+type Args = ArgsOf<typeof builder>;
 
 async function handler(args: Args): Promise<void> {
   const dest = parseReference(args.dest);
-  await withStore(args.src, async (store, ref) => {
+  await withStore(parseReference(args.src), async (store, ref) => {
     const tag = dest.selector && 'tag' in dest.selector ? dest.selector.tag : undefined;
     const result = await withWriter(dest, store, args, async (writer) => {
       return copy(store, writer, await existingIndex(writer), {
         selector: ref.selector,
         tag,
-        platform: args.platform ? parsePlatform(args.platform) : undefined,
+        platform: args.platform,
         referrers: args.referrers,
         ociMediaTypes: args['oci-media-types'],
       });
@@ -50,7 +43,7 @@ async function handler(args: Args): Promise<void> {
       process.stdout.write(`copied ${result.blobs} blobs (${humanBytes(result.bytes)}) to ${writerLabel(dest.kind, dest.path)}${already}\n`);
       for (const r of result.referrers) process.stdout.write(`referrer ${r.digest}${r.artifactType ? ` ${r.artifactType}` : ''} -> ${r.subject}\n`);
       for (const [from, to] of result.converted) process.stdout.write(`converted to OCI media types: ${from} -> ${to}\n`);
-      for (const e of result.entries) process.stdout.write(`${e.digest}${e.annotations?.['org.opencontainers.image.ref.name'] ? ` ${e.annotations['org.opencontainers.image.ref.name']}` : ''}\n`);
+      for (const e of result.entries) process.stdout.write(`${e.digest}${refNameOf(e) ? ` ${refNameOf(e)}` : ''}\n`);
     }
   });
 }

@@ -1,26 +1,22 @@
-import type { CommandModule } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
 import { platformString } from '../../model/platform.js';
 import { inspect, type InspectNode } from '../../ops/inspect.js';
-import { parsePlatform } from '../../ops/resolve.js';
+import { parseReference } from '../../store/reference.js';
 import { withStore } from '../context.js';
+import { json, platform, type ArgsOf } from '../options.js';
 import { humanBytes, printJson } from '../output.js';
 
-interface Args {
-  ref: string;
-  json?: boolean;
-  platform?: string;
-}
+const builder = (y: Argv<object>) => y
+  .positional('ref', { type: 'string', demandOption: true, describe: 'image, index, layout or tarball' })
+  .options({ ...json(), ...platform('only this os/arch[/variant]') });
 
-export const inspectCommand: CommandModule<object, Args> = {
+export const inspectCommand: CommandModule<object, ArgsOf<typeof builder>> = {
   command: 'inspect <ref>',
   describe: 'show what is inside: index tree, platforms, tags, sizes, annotations, labels',
-  builder: (y) => y
-    .positional('ref', { type: 'string', demandOption: true, describe: 'image, index, layout or tarball' })
-    .option('json', { type: 'boolean', describe: 'machine-readable output' })
-    .option('platform', { type: 'string', describe: 'only this os/arch[/variant]' }) as never,
+  builder,
   handler: async (args) => {
-    await withStore(args.ref, async (store, ref) => {
-      const report = await inspect(store, { selector: ref.selector, platform: args.platform ? parsePlatform(args.platform) : undefined });
+    await withStore(parseReference(args.ref), async (store, ref) => {
+      const report = await inspect(store, { selector: ref.selector, platform: args.platform });
       if (args.json) printJson(report);
       else process.stdout.write(`${store.kind}:${store.path}\n${report.entries.map((e, i) => render(e, '', i === report.entries.length - 1)).join('')}`);
     });

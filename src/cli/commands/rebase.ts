@@ -7,48 +7,35 @@ import type { Doc } from '../../model/document.js';
 import type { ImageIndex } from '../../model/image-index.js';
 import type { BaseSource, BoundaryMethod } from '../../ops/old-base.js';
 import { planRebase, rebase, type PlatformReport, type RebaseOptions, type RebaseResult } from '../../ops/rebase.js';
-import { parsePlatform } from '../../ops/resolve.js';
 import { DirStore, isLayoutDir } from '../../store/dir.js';
 import { openStore } from '../../store/open.js';
 import { parseReference, type Reference } from '../../store/reference.js';
 import type { Store } from '../../store/store.js';
 import { withStore, withWriter } from '../context.js';
+import { baseLayouts, dryRun, json, link, output, platform, wait, type ArgsOf } from '../options.js';
 import { humanBytes, printJson } from '../output.js';
 
-interface Args {
-  image: string;
-  'new-base'?: string;
-  'base-name'?: string;
-  'old-base'?: string;
-  'top-layer'?: string;
-  'base-layers'?: number;
-  'base-layout'?: string[];
-  platform?: string;
-  force?: boolean;
-  'dry-run'?: boolean;
-  json?: boolean;
-  output?: string;
-  wait?: boolean;
-  link?: boolean;
-}
-
-const builder = (y: Argv<object>): Argv<Args> => y
+const builder = (y: Argv<object>) => y
   .positional('image', { type: 'string', demandOption: true, describe: 'the image or index to rebase (REF)' })
-  .option('new-base', { type: 'string', describe: 'the new base (REF); default: the image\'s base.name looked up in --base-layout dirs' })
-  .option('base-name', { type: 'string', describe: 'the new base\'s fully qualified name for base.name (REPOSITORY takes the new base\'s tag)' })
-  .option('old-base', { type: 'string', describe: 'the base the image was built on (REF)' })
-  .option('top-layer', { type: 'string', describe: 'diff_id of the old base\'s top layer (the old base itself is not needed)' })
-  .option('base-layers', { type: 'number', describe: 'the image\'s bottom N layers are the old base\'s' })
-  .option('base-layout', { type: 'string', array: true, describe: 'layout or tarball to look up base.name/base.digest annotations in (repeatable)' })
-  .option('platform', { type: 'string', describe: 'rebase only this os/arch[/variant] of an index' })
-  .option('force', { type: 'boolean', describe: 'rebase even when the new base\'s os/architecture/variant/os.version differ' })
-  .option('dry-run', { type: 'boolean', describe: 'print the old and new layers of each platform; write nothing' })
-  .option('json', { type: 'boolean' })
-  .option('output', { alias: 'o', type: 'string', describe: 'write the result to DEST (REF) instead of in place' })
-  .option('link', { type: 'boolean', describe: 'into a layout directory: hard-link blobs from a layout on the same file system instead of copying them (both then share the files)' })
-  .option('wait', { type: 'boolean', describe: 'wait for a lock held by another ocikit process' })
+  .options({
+    'new-base': { type: 'string', describe: 'the new base (REF); default: the image\'s base.name looked up in --base-layout dirs' },
+    'base-name': { type: 'string', describe: 'the new base\'s fully qualified name for base.name (REPOSITORY takes the new base\'s tag)' },
+    'old-base': { type: 'string', describe: 'the base the image was built on (REF)' },
+    'top-layer': { type: 'string', describe: 'diff_id of the old base\'s top layer (the old base itself is not needed)' },
+    'base-layers': { type: 'number', describe: 'the image\'s bottom N layers are the old base\'s' },
+    ...baseLayouts('layout or tarball to look up base.name/base.digest annotations in (repeatable)'),
+    ...platform('rebase only this os/arch[/variant] of an index'),
+    force: { type: 'boolean', describe: 'rebase even when the new base\'s os/architecture/variant/os.version differ' },
+    ...dryRun('print the old and new layers of each platform; write nothing'),
+    ...json(),
+    ...output('write the result to DEST (REF) instead of in place'),
+    ...link,
+    ...wait,
+  })
   .conflicts('old-base', ['top-layer', 'base-layers'])
-  .conflicts('top-layer', 'base-layers') as never as Argv<Args>;
+  .conflicts('top-layer', 'base-layers');
+
+type Args = ArgsOf<typeof builder>;
 
 async function handler(args: Args): Promise<void> {
   const opened: Store[] = [];
@@ -59,7 +46,7 @@ async function handler(args: Args): Promise<void> {
     return { store, selector: ref.selector };
   };
   try {
-    await withStore(args.image, async (store, ref) => {
+    await withStore(parseReference(args.image), async (store, ref) => {
       const options: RebaseOptions = {
         selector: ref.selector,
         newBase: args['new-base'] ? await open(args['new-base']) : undefined,
@@ -68,7 +55,7 @@ async function handler(args: Args): Promise<void> {
         topLayer: args['top-layer'],
         baseLayers: args['base-layers'],
         baseLayouts: await Promise.all((args['base-layout'] ?? []).map(async (dir) => (await open(dir)).store)),
-        platform: args.platform ? parsePlatform(args.platform) : undefined,
+        platform: args.platform,
         force: args.force,
       };
       if (args['dry-run']) {

@@ -1,8 +1,8 @@
-import type { CommandModule } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
 import { OcikitError } from '../../errors.js';
 import { shortDigest } from '../../model/digest.js';
 import { refNameOf, type Descriptor } from '../../model/descriptor.js';
-import { CONTAINERD_IMAGE_NAME } from '../../model/keys.js';
+import { namesOf } from '../../model/image-name.js';
 import { platformString } from '../../model/platform.js';
 import { reachability } from '../../ops/reachability.js';
 import { referrerTree } from '../../ops/referrers.js';
@@ -10,19 +10,22 @@ import { tag, untag } from '../../ops/tag.js';
 import type { Store } from '../../store/store.js';
 import { parseReference } from '../../store/reference.js';
 import { withStore, withWriter } from '../context.js';
+import { json, wait, type ArgsOf } from '../options.js';
 import { printJson } from '../output.js';
 import { renderReferrerTree } from '../referrer-tree.js';
 
-export const lsCommand: CommandModule<object, { layout: string; json?: boolean; referrers?: boolean }> = {
+const lsBuilder = (y: Argv<object>) => y.positional('layout', { type: 'string', demandOption: true })
+  .options({ ...json(), referrers: { type: 'boolean', describe: 'show referrers (signatures, SBOMs) as a tree under their subjects' } });
+
+export const lsCommand: CommandModule<object, ArgsOf<typeof lsBuilder>> = {
   command: 'ls <layout>',
   describe: 'list the tags and digests of a layout or tarball',
-  builder: (y) => y.positional('layout', { type: 'string', demandOption: true }).option('json', { type: 'boolean' })
-    .option('referrers', { type: 'boolean', describe: 'show referrers (signatures, SBOMs) as a tree under their subjects' }) as never,
+  builder: lsBuilder,
   handler: async (args) => {
-    await withStore(args.layout, async (store) => {
+    await withStore(parseReference(args.layout), async (store) => {
       if (args.referrers) return listReferrerTree(store, args.json);
       const entries = (await store.readIndex()).value.manifests.map((d) => ({
-        tag: refNameOf(d) ?? d.annotations?.[CONTAINERD_IMAGE_NAME] ?? null,
+        tag: namesOf(d)[0] ?? null,
         digest: d.digest,
         mediaType: d.mediaType,
         size: d.size,
@@ -44,29 +47,32 @@ async function listReferrerTree(store: Store, json: boolean | undefined): Promis
   else process.stdout.write(renderReferrerTree(tree, ({ descriptor: d }) => `${refNameOf(d) ?? '<none>'}\t${d.digest}\t${d.size}\t${d.mediaType}${d.platform ? `\t${platformString(d.platform)}` : ''}`));
 }
 
-export const tagCommand: CommandModule<object, { ref: string; tag: string; wait?: boolean }> = {
+const tagBuilder = (y: Argv<object>) => y.positional('ref', { type: 'string', demandOption: true }).positional('tag', { type: 'string', demandOption: true })
+  .options(wait);
+
+export const tagCommand: CommandModule<object, ArgsOf<typeof tagBuilder>> = {
   command: 'tag <ref> <tag>',
   describe: 'point a tag (org.opencontainers.image.ref.name) at an image in a layout',
-  builder: (y) => y.positional('ref', { type: 'string', demandOption: true }).positional('tag', { type: 'string', demandOption: true })
-    .option('wait', { type: 'boolean', describe: 'wait for a lock held by another ocikit process' }) as never,
+  builder: tagBuilder,
   handler: async (args) => {
-    await withStore(args.ref, async (store, ref) => {
+    await withStore(parseReference(args.ref), async (store, ref) => {
       const entry = await withWriter({ ...ref, selector: undefined }, store, args, (w) => tag(store, w, ref.selector, args.tag));
       process.stdout.write(`${args.tag} -> ${shortDigest(entry.digest)}\n`);
     });
   },
 };
 
-export const untagCommand: CommandModule<object, { ref: string; wait?: boolean }> = {
+const untagBuilder = (y: Argv<object>) => y.positional('ref', { type: 'string', demandOption: true, describe: 'LAYOUT:TAG' }).options(wait);
+
+export const untagCommand: CommandModule<object, ArgsOf<typeof untagBuilder>> = {
   command: 'untag <ref>',
   describe: 'remove a tag from a layout (the image stays until gc)',
-  builder: (y) => y.positional('ref', { type: 'string', demandOption: true, describe: 'LAYOUT:TAG' })
-    .option('wait', { type: 'boolean' }) as never,
+  builder: untagBuilder,
   handler: async (args) => {
     const parsed = parseReference(args.ref);
     if (!parsed.selector || !('tag' in parsed.selector)) throw new OcikitError('untag needs LAYOUT:TAG');
     const tagName = parsed.selector.tag;
-    await withStore(args.ref, async (store, ref) => {
+    await withStore(parsed, async (store, ref) => {
       const removed = await withWriter({ ...ref, selector: undefined }, store, args, (w) => untag(store, w, tagName));
       process.stdout.write(`removed ${removed} entr${removed === 1 ? 'y' : 'ies'} tagged ${tagName}\n`);
     });

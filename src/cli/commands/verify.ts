@@ -1,33 +1,27 @@
-import type { CommandModule } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
 import { describeError, OcikitError } from '../../errors.js';
 import { shortDigest } from '../../model/digest.js';
 import { parseShard, RULES, verifyRef, type Finding, type VerifyReport } from '../../ops/verify.js';
 import { setExit } from '../context.js';
+import { json, type ArgsOf } from '../options.js';
 import { humanBytes, printJson, Progress } from '../output.js';
 
-interface Args {
-  ref?: string[];
-  deep?: boolean;
-  json?: boolean;
-  strict?: boolean;
-  shard?: string;
-  jobs?: number;
-  'max-layer-bytes'?: string;
-  rules?: boolean;
-}
+const builder = (y: Argv<object>) => y
+  .positional('ref', { type: 'string', array: true, describe: 'layout, tarball, or image in one (a TAG verifies that image only)' })
+  .options({
+    deep: { type: 'boolean', describe: 'decompress every layer: diff_ids, tar structure, whiteouts' },
+    ...json('machine-readable report'),
+    strict: { type: 'boolean', describe: 'warnings fail too' },
+    shard: { type: 'string', describe: 'K/N: check only this share of blob contents (documents always)' },
+    jobs: { type: 'number', describe: 'threads hashing at once (default and at most: the cores)' },
+    'max-layer-bytes': { type: 'string', describe: 'stop decompressing a layer past this size (e.g. 64G)' },
+    rules: { type: 'boolean', describe: 'list every rule id with its severity and exit' },
+  });
 
-export const verifyCommand: CommandModule<object, Args> = {
+export const verifyCommand: CommandModule<object, ArgsOf<typeof builder>> = {
   command: 'verify [ref..]',
   describe: 'prove layouts and tarballs intact and spec-conformant (exit 1 on any error)',
-  builder: (y) => y
-    .positional('ref', { type: 'string', array: true, describe: 'layout, tarball, or image in one (a TAG verifies that image only)' })
-    .option('deep', { type: 'boolean', describe: 'decompress every layer: diff_ids, tar structure, whiteouts' })
-    .option('json', { type: 'boolean', describe: 'machine-readable report' })
-    .option('strict', { type: 'boolean', describe: 'warnings fail too' })
-    .option('shard', { type: 'string', describe: 'K/N: check only this share of blob contents (documents always)' })
-    .option('jobs', { type: 'number', describe: 'threads hashing at once (default and at most: the cores)' })
-    .option('max-layer-bytes', { type: 'string', describe: 'stop decompressing a layer past this size (e.g. 64G)' })
-    .option('rules', { type: 'boolean', describe: 'list every rule id with its severity and exit' }) as never,
+  builder,
   handler: async (args) => {
     if (args.rules) {
       for (const [id, rule] of Object.entries(RULES)) process.stdout.write(`${rule.severity.padEnd(8)}${id.padEnd(32)}${rule.description}\n`);
