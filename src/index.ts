@@ -1,33 +1,46 @@
+/**
+ * ocikit as a library: open a layout or tarball, run an operation on it, read the report.
+ *
+ *     const store = await openLayout('oci:app');
+ *     const report = await inspect(store);
+ *     await store.close();
+ *
+ * Every function checks its arguments: a wrong one is an OcikitError naming it. Writing operations
+ * take a writer (`writeTo` opens one and drops it if the operation fails) and commit it themselves.
+ */
+
+// Errors: every failure meant for a user is an OcikitError with a one-line message and an exit code.
 export { OcikitError, LockedError, describeError, type ExitCode } from './errors.js';
-export * from './model/digest.js';
-export * from './model/media-types.js';
-export * from './model/descriptor.js';
-export * from './model/document.js';
-export * from './model/image-index.js';
-export * from './model/image-manifest.js';
-export * from './model/image-config.js';
-export * from './model/oci-layout.js';
-export * from './model/docker-save.js';
-export * from './model/docker-schema2.js';
+
+// Opening stores and writers, and the references that name them.
+export { openLayout, openWriter, writeTo } from './api/operations.js';
+export { parseReference, selectorText, type Reference, type Selector } from './store/reference.js';
 export type { Store, StoreWriter, StoreKind, BlobRef } from './store/store.js';
-export { openStore, openLayout, openWriter } from './store/open.js';
-export { parseReference, type Reference, type Selector } from './store/reference.js';
-export { DirStore, DirWriter } from './store/dir.js';
-export { ArchiveStore } from './store/archive.js';
-export { ArchiveWriter } from './store/archive-writer.js';
-export { walk, rootNodes, type WalkNode } from './graph/walk.js';
-export { readDocument } from './graph/read.js';
-export { findExtensionDescriptors } from './graph/children.js';
-export { propagate, type Replacements, type Propagation } from './ops/rewrite.js';
-export { resolveTarget, imagesOf, parsePlatform, type Target, type PlatformImage } from './ops/resolve.js';
-export { inspect, type InspectReport, type InspectNode } from './ops/inspect.js';
-export { copy, type CopyOptions, type CopyResult } from './ops/copy.js';
-export { tag, untag } from './ops/tag.js';
-export { rebase, planRebase, applyRebase, type RebaseOptions, type RebaseResult, type RebasePlan, type PlatformReport } from './ops/rebase.js';
-export { findBoundary, type BaseSource, type Boundary } from './ops/old-base.js';
-export { gc, type GcOptions, type GcResult } from './ops/gc.js';
-export { reachability, indexRoots, type Reachability, type ReachOptions } from './ops/reachability.js';
-export { listReferrers, findReferrers, referrersOf, referrerTree, CONTAINERD_SUBJECT, type Referrer, type ReferrerConvention } from './ops/referrers.js';
-export { annotate, type AnnotateOptions, type AnnotateResult, type AnnotateOn, type DocumentChange, type AnnotationChange, type ReferrerLink } from './ops/annotate.js';
-export { ImageAnnotation, checkAnnotation, qualifyImageName, parseImageName, type AnnotationProblem, type DerivedAnnotation } from './model/annotations.js';
-export { verify, verifyRef, parseShard, RULES, DEFAULT_MAX_LAYER_BYTES, type VerifyOptions, type VerifyReport, type VerifySummary, type Finding, type RuleId, type Severity } from './ops/verify.js';
+export type { WriterOptions } from './store/open.js';
+
+// The operations, their options and their reports.
+export { inspect, verify, annotate, rebase, planRebase, copy, tag, untag, gc } from './api/operations.js';
+export type { InspectOptions, InspectReport, InspectNode } from './ops/inspect.js';
+export {
+  parseShard, RULES, DEFAULT_MAX_LAYER_BYTES,
+  type VerifyOptions, type VerifyReport, type VerifySummary, type Finding, type RuleId, type Severity,
+} from './ops/verify.js';
+export type { AnnotateOptions, AnnotateOn, AnnotateOutput, AnnotateResult, AnnotationChange, DocumentChange, ReferrerLink } from './ops/annotate.js';
+export type { RebaseOptions, RebaseOutput, RebaseResult, RebasePlan, PlatformReport, LayerReport, StaleReferrer } from './ops/rebase.js';
+export type { BaseSource, Boundary, BoundaryMethod } from './ops/old-base.js';
+export type { CopyOptions, CopyResult, CopiedReferrer } from './ops/copy.js';
+export type { GcOptions, GcResult } from './ops/gc.js';
+
+// The documents: zod schemas (the single source of truth) and their types.
+export { descriptorSchema, platformSchema, annotationsSchema, type Descriptor, type Platform, type Annotations } from './model/descriptor.js';
+export { imageIndexSchema, type ImageIndex } from './model/image-index.js';
+export { imageManifestSchema, type ImageManifest } from './model/image-manifest.js';
+export { imageConfigSchema, type ImageConfig } from './model/image-config.js';
+export { MediaType } from './model/media-types.js';
+export { isDigest, type Digest } from './model/digest.js';
+
+// The rules about names, keys and platforms that the commands apply.
+export { ImageAnnotation, CONTAINERD_IMAGE_NAME } from './model/keys.js';
+export { checkAnnotation, type AnnotationProblem, type DerivedAnnotation } from './model/annotations.js';
+export { parseImageName, formatImageName, qualifyImageName, type ImageName } from './model/image-name.js';
+export { parsePlatform, platformMatches, platformString, type PlatformSpec } from './model/platform.js';
