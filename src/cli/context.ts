@@ -1,5 +1,5 @@
 import { openStore, openWriter } from '../store/open.js';
-import type { Reference } from '../store/reference.js';
+import { parseReference, type Reference, type Selector } from '../store/reference.js';
 import type { Store, StoreWriter } from '../store/store.js';
 
 /** Commands set this to report their outcome without throwing. */
@@ -14,6 +14,28 @@ export async function withStore<T>(ref: Reference, fn: (store: Store, ref: Refer
     return await fn(store, ref);
   } finally {
     await store.close();
+  }
+}
+
+/** A store a command reads beside its main one (a base, a base layout), and what the reference selects in it. */
+export interface OtherStore {
+  store: Store;
+  selector: Selector | undefined;
+}
+
+/** Runs `fn` with an opener for other stores (each reference parsed once); all of them are closed at the end. */
+export async function withOtherStores<T>(fn: (open: (text: string) => Promise<OtherStore>) => Promise<T>): Promise<T> {
+  const opened: Store[] = [];
+  const open = async (text: string): Promise<OtherStore> => {
+    const ref = parseReference(text);
+    const store = await openStore(ref);
+    opened.push(store);
+    return { store, selector: ref.selector };
+  };
+  try {
+    return await fn(open);
+  } finally {
+    await Promise.all(opened.map((s) => s.close()));
   }
 }
 

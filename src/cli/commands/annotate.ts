@@ -5,10 +5,9 @@ import { OcikitError } from '../../errors.js';
 import { shortDigest } from '../../model/digest.js';
 import { annotate, type AnnotateOn, type AnnotateOptions, type AnnotateResult, type AnnotationChange } from '../../ops/annotate.js';
 import { DirStore, isLayoutDir } from '../../store/dir.js';
-import { openStore } from '../../store/open.js';
 import { parseReference } from '../../store/reference.js';
 import type { Store } from '../../store/store.js';
-import { withStore, withWriter } from '../context.js';
+import { withOtherStores, withStore, withWriter } from '../context.js';
 import { baseLayouts, dryRun, json, output, platforms, wait, type ArgsOf } from '../options.js';
 import { printJson } from '../output.js';
 
@@ -43,9 +42,8 @@ type Args = ArgsOf<typeof builder>;
 async function handler(args: Args): Promise<void> {
   const { set, sources } = await explicitValues(args);
   await withStore(parseReference(args.ref), async (store, ref) => {
-    const opened: Store[] = [];
-    try {
-      const base = args.base ? await openAux(args.base, opened) : undefined;
+    await withOtherStores(async (open) => {
+      const base = args.base ? await open(args.base) : undefined;
       const options: AnnotateOptions = {
         selector: ref.selector,
         on: args.on,
@@ -57,7 +55,7 @@ async function handler(args: Args): Promise<void> {
         labelSchema: args['label-schema'],
         base: base && args.base ? { store: base.store, selector: base.selector, text: args.base, digest: args['base-digest'] } : undefined,
         baseName: args['base-name'],
-        baseLayouts: await Promise.all((args['base-layout'] ?? []).map(async (text) => (await openAux(text, opened)).store)),
+        baseLayouts: await Promise.all((args['base-layout'] ?? []).map(async (text) => (await open(text)).store)),
         fromBuildinfo: args['from-buildinfo'],
         fromBuildpacks: args['from-buildpacks'],
         created: args.created,
@@ -70,9 +68,7 @@ async function handler(args: Args): Promise<void> {
       const result = args['dry-run'] ? await annotate(store, undefined, options) : await write(store, ref, args, options);
       if (args.json) printJson(result);
       else report(result, args.ref);
-    } finally {
-      await Promise.all(opened.map((s) => s.close()));
-    }
+    });
   });
 }
 
@@ -85,13 +81,6 @@ async function write(store: Store, ref: ReturnType<typeof parseReference>, args:
     const index = elsewhere && writer.kind === 'oci' && (await isLayoutDir(dest.path)) ? await new DirStore(dest.path).readIndex() : undefined;
     return annotate(store, writer, { ...options, output: args.output ? { tag, index } : undefined });
   });
-}
-
-async function openAux(text: string, opened: Store[]) {
-  const ref = parseReference(text);
-  const store = await openStore(ref);
-  opened.push(store);
-  return { store, selector: ref.selector };
 }
 
 /** `--set K=V` and `--set-file K=PATH` (stdin for `-`/`@-`), with where each value came from. */

@@ -5,13 +5,12 @@ import { shortDigest } from '../../model/digest.js';
 import { refNameOf } from '../../model/descriptor.js';
 import type { Doc } from '../../model/document.js';
 import type { ImageIndex } from '../../model/image-index.js';
-import type { BaseSource, BoundaryMethod } from '../../ops/old-base.js';
+import type { BoundaryMethod } from '../../ops/old-base.js';
 import { planRebase, rebase, type PlatformReport, type RebaseOptions, type RebaseResult } from '../../ops/rebase.js';
 import { DirStore, isLayoutDir } from '../../store/dir.js';
-import { openStore } from '../../store/open.js';
 import { parseReference, type Reference } from '../../store/reference.js';
 import type { Store } from '../../store/store.js';
-import { withStore, withWriter } from '../context.js';
+import { withOtherStores, withStore, withWriter } from '../context.js';
 import { baseLayouts, dryRun, json, link, output, platform, wait, type ArgsOf } from '../options.js';
 import { humanBytes, printJson } from '../output.js';
 
@@ -38,14 +37,7 @@ const builder = (y: Argv<object>) => y
 type Args = ArgsOf<typeof builder>;
 
 async function handler(args: Args): Promise<void> {
-  const opened: Store[] = [];
-  const open = async (text: string): Promise<BaseSource> => {
-    const ref = parseReference(text);
-    const store = await openStore(ref);
-    opened.push(store);
-    return { store, selector: ref.selector };
-  };
-  try {
+  await withOtherStores(async (open) => {
     await withStore(parseReference(args.image), async (store, ref) => {
       const options: RebaseOptions = {
         selector: ref.selector,
@@ -80,9 +72,7 @@ async function handler(args: Args): Promise<void> {
         warn([`${shortDigest(r.referrer)} (${r.via}) still refers to ${shortDigest(r.subject)}, which the rebase replaced`]);
       }
     });
-  } finally {
-    await Promise.all(opened.map((s) => s.close()));
-  }
+  });
 }
 
 /** The destination's index.json, whose other entries a written result joins; none for a new tarball. */
