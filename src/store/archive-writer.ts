@@ -5,8 +5,8 @@ import { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { OcikitError, withPath } from '../errors.js';
 import { blobPath, digestOf, type Digest } from '../model/digest.js';
-import { refNameOf, type Descriptor } from '../model/descriptor.js';
-import { CONTAINERD_IMAGE_NAME } from '../model/keys.js';
+import type { Descriptor } from '../model/descriptor.js';
+import { fullNameOf, withLatest } from '../model/image-name.js';
 import { parseDocument, parseJson } from '../model/document.js';
 import { imageIndexSchema, type ImageIndex } from '../model/image-index.js';
 import { IMAGE_LAYOUT_VERSION } from '../model/oci-layout.js';
@@ -208,14 +208,10 @@ async function checkParent(path: string): Promise<void> {
 
 /** A RepoTag needs a repository: a bare tag `v1` is written as `localhost/image:v1` (documented in the README). */
 function repoTagOf(descriptor: Descriptor, override: string | undefined): string | undefined {
-  if (override) return withTag(override);
-  const name = descriptor.annotations?.[CONTAINERD_IMAGE_NAME] ?? refNameOf(descriptor);
+  if (override) return withLatest(override);
+  const name = fullNameOf(descriptor);
   if (!name) return undefined;
-  return /[/:]/.test(name) ? withTag(name) : `localhost/image:${name}`;
-}
-
-function withTag(name: string): string {
-  return name.lastIndexOf(':') > name.lastIndexOf('/') ? name : `${name}:latest`;
+  return /[/:]/.test(name) ? withLatest(name) : `localhost/image:${name}`;
 }
 
 /** The source piped through a size and digest check; a failure on either side fails the consumer. */

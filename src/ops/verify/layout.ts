@@ -2,6 +2,7 @@ import { DEFAULT_MAX_DOCUMENT_BYTES } from '../../model/document.js';
 import { IMAGE_LAYOUT_VERSION } from '../../model/oci-layout.js';
 import { ArchiveStore } from '../../store/archive.js';
 import { digestFromBlobPath } from '../../model/digest.js';
+import { familiarName } from '../../model/image-name.js';
 import { normalizeEntryName, readEntry, resolveEntry, type TarEntry, type TarIndex } from '../../store/tar-format.js';
 import type { Findings } from './findings.js';
 import { isPlainObject } from './formats.js';
@@ -173,9 +174,6 @@ function pairOf(entry: SaveEntry, config: TarEntry | undefined, i: number, count
   if (byTag.length === 1) return byTag[0];
   return count === images.length ? images[i] : undefined;
 }
-
-/** `docker.io/library/busybox:latest` and `busybox:latest` are one name. */
-const familiarName = (name: string) => name.replace(/^docker\.io\/(library\/)?/, '');
 
 function compareWithImage(entry: SaveEntry, config: TarEntry | undefined, layers: Array<TarEntry | undefined>, image: SavedImage | undefined, where: Loc, findings: Findings): void {
   if (!image) {
