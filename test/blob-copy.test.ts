@@ -5,7 +5,8 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor } from '../src/model/descriptor.js';
-import { FileHasher } from '../src/store/file-hasher.js';
+import { FileHasher } from '../src/hash/file-hasher.js';
+import { countingPool } from './helpers/hash-threads.js';
 import { blobFile, corruptBlob } from '../testdata/builder.js';
 import { assertCleanError, describeRun, runOcikit } from './helpers/ocikit-process.js';
 import { copyLayout, layoutFixture, pseudoRandomBytes, scratchDir, workspace } from './helpers/scratch.js';
@@ -32,11 +33,13 @@ test('the file hasher gives every file its own digest, on the main thread and on
     return open(join(dir, `f${i}`), 'r');
   }));
   t.after(() => Promise.all(handles.map((h) => h.close())));
-  const hasher = new FileHasher(1);
+  const { threads, answered } = countingPool();
+  const hasher = new FileHasher(1, threads);
   for (const algorithm of ['sha256', 'sha512']) {
     const got = await Promise.all(handles.map((h, i) => hasher.hash(h.fd, algorithm, contents[i]!.length)));
     assert.deepEqual(got, contents.map((bytes) => createHash(algorithm).update(bytes).digest('hex')), algorithm);
   }
+  assert.ok(answered() >= 2, 'a worker hashed a file each round');
 });
 
 test('the file hasher rejects a descriptor it cannot read, on either lane, and goes on hashing', async (t) => {

@@ -7,14 +7,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import * as fzstd from 'fzstd';
 import { MediaType } from '../src/model/media-types.js';
-import { runJob, ZstdFrameReader, type JobDeps } from '../src/ops/verify/blob-jobs.js';
+import { runJob, type JobDeps } from '../src/hash/jobs.js';
+import { JobRunner } from '../src/hash/job-runner.js';
+import { ZstdFrameReader } from '../src/hash/zstd-frames.js';
 import { describe as describeBlob, type Layer } from '../testdata/builder.js';
+import { countingPool } from './helpers/hash-threads.js';
 import { assertNoCrash, describeRun, runOcikit } from './helpers/ocikit-process.js';
 import { imageLayout, smallImage, tempDir } from './verify-fixtures.js';
 
@@ -44,7 +46,7 @@ const longWindow = () => rleFrame([0x00, 21 << 3], 4 * RLE_BLOCK);
 const secondFrame = () => Buffer.concat([rleFrame([0x00, 7 << 3], 2 * RLE_BLOCK), rleFrame([0x00, 21 << 3], RLE_BLOCK)]);
 
 function depsFor(decoder: 'fzstd' | 'zstd program'): JobDeps {
-  const deps: JobDeps = { fs, crypto, zlib, progress: () => undefined };
+  const deps: JobDeps = { zlib, progress: () => undefined };
   if (decoder === 'zstd program') deps.zstdProgram = { path: 'zstd', spawn };
   else deps.zstd = fzstd as unknown as JobDeps['zstd'];
   return deps;
@@ -66,7 +68,7 @@ for (const decoder of decoders) {
       const rss = process.memoryUsage().rss;
       const started = performance.now();
       const job = { kind: 'deep' as const, source: { file, offset: 0, length: null, noFollow: true }, algorithm: 'sha256' as const, maxLayerBytes: 64 * GIB, checkTar: true };
-      const result = await runJob(job, depsFor(decoder), [Buffer.alloc(1024)]);
+      const result = await runJob(job, depsFor(decoder));
       const seconds = (performance.now() - started) / 1000;
       assert.equal(result.deep?.decompressError, `zstd window of ${window} bytes is over the 128 MiB limit`, JSON.stringify(result));
       assert.ok(seconds < 5, `${seconds.toFixed(2)} s`);
@@ -74,6 +76,22 @@ for (const decoder of decoders) {
     });
   }
 }
+
+test('a zstd layer whose media type does not say so is decoded on a hashing thread, and window-checked there too', async (t) => {
+  if (nativeZstd) return t.skip('this runtime decodes zstd with zlib');
+  const dir = await tempDir(t);
+  const bomb = join(dir, 'bomb'), sound = join(dir, 'sound');
+  await writeFile(bomb, longWindow());
+  await writeFile(sound, rleFrame([0x00, 7 << 3], 2 * RLE_BLOCK));
+  const { threads, answered } = countingPool();
+  const runner = new JobRunner({ jobs: 2, workersOnly: true }, threads);
+  t.after(() => runner.close());
+  const deep = (file: string) => ({ job: { kind: 'deep' as const, source: { file, offset: 0, length: null, noFollow: true }, algorithm: 'sha256', maxLayerBytes: 64 * GIB, checkTar: false }, size: 10 << 20 });
+  const [refused, decoded] = await runner.run([deep(bomb), deep(sound)]);
+  assert.equal(answered(), 2, 'both ran on workers');
+  assert.equal(refused!.deep?.decompressError, `zstd window of ${2 * GIB} bytes is over the 128 MiB limit`, JSON.stringify(refused));
+  assert.deepEqual(decoded!.deep, { compression: 'zstd', uncompressedBytes: 2 * RLE_BLOCK, diffId: `sha256:${crypto.createHash('sha256').update(Buffer.alloc(2 * RLE_BLOCK)).digest('hex')}` });
+});
 
 test('the frame reader passes windows up to 128 MiB and real zstd output', () => {
   const reader = new ZstdFrameReader();

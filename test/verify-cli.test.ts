@@ -9,7 +9,7 @@ import { assertCleanError, describeRun, runOcikit } from './helpers/ocikit-proce
 import { archiveFixture, layoutFixture, writeBigLayout } from './helpers/scratch.js';
 import { corruptBlob } from '../testdata/builder.js';
 import type { VerifyReport } from '../src/ops/verify.js';
-import { BlobPool } from '../src/ops/verify/pool.js';
+import { JobRunner } from '../src/hash/job-runner.js';
 import { imageLayout, smallImage, tempDir } from './verify-fixtures.js';
 
 test('a clean layout: exit 0, a summary line; --json is the documented report', async () => {
@@ -117,12 +117,12 @@ test('--jobs above the work: no more worker threads than batches (peak RSS stays
   const hasTime = existsSync('/usr/bin/time');
   const dir = join(await tempDir(t), 'big');
   await writeBigLayout(dir, 6, 3 * 1024 * 1024);
-  const pool = new BlobPool({ jobs: 16, minWorkerBytes: 0 });
+  const pool = new JobRunner({ jobs: 16, minWorkerBytes: 0 });
   t.after(() => pool.close());
   const file = join(dir, 'blobs', 'sha256', (await readdir(join(dir, 'blobs', 'sha256')))[0]!);
   const big = { job: { kind: 'hash' as const, source: { file, offset: 0, length: null, noFollow: true }, algorithm: 'sha256' }, size: 9 * 1024 * 1024 };
   await pool.run([big, big, big]);
-  assert.equal((pool as unknown as { workers: unknown[] }).workers.length, 2, 'three batches: the main thread and two workers');
+  assert.equal(pool.workers, 2, 'three batches: the main thread and two workers');
   if (!hasTime) return t.skip('/usr/bin/time not installed: RSS not measured');
   const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, join(import.meta.dirname, '..', 'bin', 'ocikit.js'), 'verify', '--jobs', '16', dir], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);

@@ -4,15 +4,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import * as fs from 'node:fs';
-import * as crypto from 'node:crypto';
 import * as zlib from 'node:zlib';
 import { MediaType } from '../src/model/media-types.js';
-import { runJob, type BlobJob } from '../src/ops/verify/blob-jobs.js';
+import { runJob, type BlobJob } from '../src/hash/jobs.js';
 import { createTarChecker } from '../src/ops/verify/layer-check.js';
-import { BlobPool } from '../src/ops/verify/pool.js';
+import { JobRunner } from '../src/hash/job-runner.js';
 import { checkContents } from '../src/ops/verify/contents.js';
 import { Findings } from '../src/ops/verify/findings.js';
+import { countingPool } from './helpers/hash-threads.js';
 import { describe as describeBlob, gzip, layerFromTar, makeLayer, makeTar, sampleImages, type Layer, type TarFile } from '../testdata/builder.js';
 import { check, errorsOf, imageLayout, rulesOf, smallImage, tempDir } from './verify-fixtures.js';
 
@@ -176,9 +175,11 @@ test('the worker threads run the same jobs as the main thread, with the same ans
     { job: { kind: 'deep', source: { file: join(dir, 'layer'), offset: 0, length: null, noFollow: true }, algorithm: 'sha256', maxLayerBytes: 1e9, checkTar: true }, size: layer.bytes.length },
     { job: { kind: 'hash', source: { file: join(dir, 'missing'), offset: 0, length: null, noFollow: true }, algorithm: 'sha256' }, size: 0 },
   ];
-  const pool = new BlobPool({ jobs: 2, workersOnly: true });
+  const { threads, answered } = countingPool();
+  const pool = new JobRunner({ jobs: 2, workersOnly: true }, threads);
   t.after(() => pool.close());
   const results = await pool.run(jobs);
+  assert.ok(answered() > 0, 'a worker ran the jobs');
   assert.equal(results[0]!.digest, `sha256:${createHash('sha256').update(plain).digest('hex')}`);
   assert.equal(results[1]!.digest, `sha512:${createHash('sha512').update(plain.subarray(100, 1100)).digest('hex')}`);
   assert.equal(results[2]!.digest, layer.descriptor.digest);
@@ -187,7 +188,7 @@ test('the worker threads run the same jobs as the main thread, with the same ans
   assert.deepEqual(results[2]!.deep!.tar!.issues, []);
   assert.match(results[3]!.error!, /vanished|no such file/);
   assert.equal(pool.progress(), plain.length + 1000 + layer.bytes.length);
-  const inline = await runJob(jobs[2]!.job, { fs, crypto, zlib, progress: () => undefined }, [Buffer.alloc(1024), Buffer.alloc(1024)]);
+  const inline = await runJob(jobs[2]!.job, { zlib, progress: () => undefined });
   assert.deepEqual(inline, results[2]);
 });
 
@@ -200,7 +201,7 @@ test('memory stays flat: a layer is streamed, never held (64 MiB of zeros throug
   await writeFile(join(dir, 'layer'), compressed);
   const before = process.memoryUsage().arrayBuffers;
   const result = await runJob({ kind: 'deep', source: { file: join(dir, 'layer'), offset: 0, length: null, noFollow: true }, algorithm: 'sha256', maxLayerBytes: 1e12, checkTar: true },
-    { fs, crypto, zlib, progress: () => undefined }, [Buffer.alloc(1024), Buffer.alloc(1024)]);
+    { zlib, progress: () => undefined });
   assert.equal(result.deep!.diffId, layer.diffId);
   assert.ok(process.memoryUsage().arrayBuffers - before < 48 * 1024 * 1024, 'the 64 MiB layer was not buffered whole');
 });
@@ -213,7 +214,7 @@ test('a blob that cannot be read while hashing: blob-unreadable, and the run goe
     { digest: `sha256:${'1'.repeat(64)}`, size: 5, job: { kind: 'hash', source: { file: join(dir, 'gone'), offset: 0, length: null, noFollow: true }, algorithm: 'sha256' }, loc: { path: 'blobs/sha256/111', chain: [] } },
     { digest, size: 7, job: { kind: 'hash', source: { file: join(dir, 'present'), offset: 0, length: null, noFollow: true }, algorithm: 'sha256' }, loc: { path: 'blobs/sha256/present', chain: [] } },
   ];
-  const pool = new BlobPool({ jobs: 1 });
+  const pool = new JobRunner({ jobs: 1 });
   t.after(() => pool.close());
   const findings = new Findings();
   const stats = await checkContents(planned, pool, findings);

@@ -8,7 +8,7 @@ import { parseJson, serializeLike, type Doc } from '../model/document.js';
 import type { History } from '../model/image-config.js';
 import type { ImageIndex } from '../model/image-index.js';
 import { MediaType, isManifestType, mediaTypeInfo, toOciMediaType, type Family } from '../model/media-types.js';
-import { fileHasher } from '../store/file-hasher.js';
+import { fileHasher } from '../hash/file-hasher.js';
 import type { Selector } from '../store/reference.js';
 import type { BlobRef, Store, StoreWriter } from '../store/store.js';
 import type { Image } from './image.js';

@@ -47,7 +47,8 @@ import { checkContents, inShard, planContents, type Shard } from './verify/conte
 import { DocumentWalk } from './verify/documents.js';
 import { Findings, type Finding } from './verify/findings.js';
 import { checkBlobFiles, checkDockerSaveManifest, checkTopFiles } from './verify/layout.js';
-import { BlobPool, findZstdProgram } from './verify/pool.js';
+import { findZstdProgram } from '../hash/decoders.js';
+import { JobRunner } from '../hash/job-runner.js';
 import { openSite, type Site } from './verify/site.js';
 
 export type { Finding } from './verify/findings.js';
@@ -115,7 +116,7 @@ export async function verify(store: Store, options: VerifyOptions = {}): Promise
   const jobs = Math.max(1, Math.min(options.jobs ?? Infinity, availableParallelism()));
   const zstdProgram = options.deep && options.zstdProgram !== false ? (options.zstdProgram ?? findZstdProgram()) : undefined;
   const minWorkerBytes = options.minWorkerBytes ?? (options.deep ? DEFAULT_MIN_WORKER_BYTES / 4 : DEFAULT_MIN_WORKER_BYTES);
-  const pool = new BlobPool({ jobs, minWorkerBytes, zstdProgram });
+  const pool = new JobRunner({ jobs, minWorkerBytes, zstdProgram });
   if (!options.deep && !options.selector) pool.prestart(site.present().map((d) => site.blob(d)).filter((b) => !b.data).map((b) => b.size));
   try {
     const walk = new DocumentWalk(site, findings, { maxDepth: options.maxDepth ?? 32, dockerSave: store.kind === 'docker-archive' });
@@ -193,7 +194,7 @@ function reportUnreferenced(site: Site, referenced: Map<string, string[]>, findi
   }
 }
 
-function watchProgress(pool: BlobPool, total: number, onProgress: VerifyOptions['onProgress']): () => void {
+function watchProgress(pool: JobRunner, total: number, onProgress: VerifyOptions['onProgress']): () => void {
   if (!onProgress) return () => undefined;
   const timer = setInterval(() => onProgress(Math.min(pool.progress(), total), total), 100);
   return () => {

@@ -2,7 +2,7 @@ import { constants, createWriteStream, existsSync, type Stats } from 'node:fs';
 import { copyFile, link, open, rm, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { algorithmOf, isVerifiable, type Digest } from '../model/digest.js';
-import { fileHasher } from './file-hasher.js';
+import { fileHasher } from '../hash/file-hasher.js';
 import type { BlobRef, Store } from './store.js';
 import { blobMismatch, verifiedBlob } from './verified-blob.js';
 

@@ -1,9 +1,9 @@
 import { algorithmOf, isVerifiable, type Digest } from '../../model/digest.js';
 import { mediaTypeInfo } from '../../model/media-types.js';
-import type { BlobJob, JobResult } from './blob-jobs.js';
+import type { BlobJob, JobResult } from '../../hash/jobs.js';
 import type { DocumentWalk, LayerUse } from './documents.js';
 import type { Findings, Location } from './findings.js';
-import type { BlobPool } from './pool.js';
+import type { JobRunner } from '../../hash/job-runner.js';
 import type { RuleId } from './rules.js';
 import type { Site } from './site.js';
 
@@ -66,7 +66,7 @@ export function planContents(site: Site, walk: DocumentWalk, candidates: Iterabl
   return planned;
 }
 
-export async function checkContents(planned: Planned[], pool: BlobPool, findings: Findings): Promise<ContentStats> {
+export async function checkContents(planned: Planned[], pool: JobRunner, findings: Findings): Promise<ContentStats> {
   const results = await pool.run(planned.map((p) => ({ job: p.job, size: p.size, data: p.data })));
   let bytes = 0;
   planned.forEach((p, i) => {

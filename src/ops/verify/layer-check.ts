@@ -1,9 +1,7 @@
 /**
  * Streaming checks of an uncompressed layer tar: headers are parsed as the bytes go by, content is
- * skipped by arithmetic and never kept, so memory stays flat whatever the layer size.
- *
- * This function runs inside worker threads from its source text (see pool.ts): it must not reference
- * anything outside its own body, not even a module-level constant.
+ * skipped by arithmetic and never kept, so memory stays flat whatever the layer size. It runs in the
+ * hashing threads too (src/hash/worker.ts), as an ordinary import.
  */
 
 /** A problem found in the tar stream; `rule` is a RuleId (kept a string so this code stays standalone). */

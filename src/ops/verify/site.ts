@@ -5,7 +5,7 @@ import { algorithmOf, digestFromBlobPath, isVerifiable, type Digest } from '../.
 import { ArchiveStore } from '../../store/archive.js';
 import { DirStore } from '../../store/dir.js';
 import type { Store } from '../../store/store.js';
-import type { ReadSource } from './blob-jobs.js';
+import type { ReadSource } from '../../hash/jobs.js';
 
 /** What verify knows about one blob without reading it. */
 export interface BlobState {
