@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { describeError, OcikitError } from '../../errors.js';
 import { shortDigest } from '../../model/digest.js';
 import { parseShard, RULES, verifyRef, type Finding, type VerifyReport } from '../../ops/verify.js';
+import { discoverStores } from '../../store/discover.js';
 import { setExit } from '../context.js';
 import { json, type ArgsOf } from '../options.js';
 import { humanBytes, printJson, Progress } from '../output.js';
@@ -15,6 +16,7 @@ const builder = (y: Argv<object>) => y
     shard: { type: 'string', describe: 'K/N: check only this share of blob contents (documents always)' },
     jobs: { type: 'number', describe: 'threads hashing at once (default and at most: the cores)' },
     'max-layer-bytes': { type: 'string', describe: 'stop decompressing a layer past this size (e.g. 64G)' },
+    find: { type: 'string', array: true, describe: 'DIR: verify every layout directory and *.tar under DIR (links not followed)' },
     rules: { type: 'boolean', describe: 'list every rule id with its severity and exit' },
   });
 
@@ -27,24 +29,28 @@ export const verifyCommand: CommandModule<object, ArgsOf<typeof builder>> = {
       for (const [id, rule] of Object.entries(RULES)) process.stdout.write(`${rule.severity.padEnd(8)}${id.padEnd(32)}${rule.description}\n`);
       return;
     }
-    const refs = args.ref ?? [];
-    if (refs.length === 0) throw new OcikitError('verify: name at least one layout or tarball');
+    const refs = [...(args.ref ?? [])];
+    for (const root of args.find ?? []) refs.push(...(await discoverStores(root)).map((d) => d.path));
+    if (refs.length === 0) throw new OcikitError(args.find ? `verify --find ${args.find.join(' ')}: no layout directory or tarball found` : 'verify: name at least one layout or tarball');
+    const estate = args.find !== undefined;
     const shard = args.shard === undefined ? undefined : parseShard(args.shard);
     if (args.jobs !== undefined && !(Number.isInteger(args.jobs) && args.jobs >= 1)) throw new OcikitError(`--jobs ${args.jobs}: expected a whole number ≥ 1`);
     const maxLayerBytes = args['max-layer-bytes'] === undefined ? undefined : parseSize(args['max-layer-bytes']);
     const reports: Array<VerifyReport | RefError> = [];
-    for (const ref of refs) {
+    for (const [i, ref] of refs.entries()) {
       let progress: Progress | undefined;
+      const label = refs.length > 1 ? `verify [${i + 1}/${refs.length}] ${ref}` : `verify ${ref}`;
       const report = await verifyRef(ref, {
         deep: args.deep, strict: args.strict, shard, jobs: args.jobs, maxLayerBytes,
-        onProgress: (done, total) => (progress ??= new Progress(`verify ${ref}`, total, args.json)).update(done),
+        onProgress: (done, total) => (progress ??= new Progress(label, total, args.json)).update(done),
       }).catch((err: unknown) => refError(ref, err)).finally(() => progress?.done());
       reports.push(report);
       if ('error' in report) continue;
-      if (!args.json) process.stdout.write(render(report));
+      if (!args.json) process.stdout.write(estate && report.ok ? `${summaryLine(report)}\n` : render(report));
       setExit(report.ok ? 0 : 1);
     }
-    if (args.json) printJson(reports.length === 1 ? reports[0] : reports);
+    if (args.json) printJson(reports.length === 1 && !estate ? reports[0] : reports);
+    else if (estate) process.stdout.write(estateSummary(reports));
   },
 };
 
@@ -82,9 +88,30 @@ function render(report: VerifyReport): string {
     lines.push(root ? `  image ${report.images[root] || '(untagged)'} ${shortDigest(root)}` : '  layout');
     for (const f of findings) lines.push(`    ${f.severity.padEnd(8)}${f.rule}  ${f.path}${f.jsonPath ? ` ${f.jsonPath}` : ''}: ${f.message}`);
   }
+  lines.push(`  ${verdictLine(report)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function verdictLine(report: VerifyReport): string {
   const s = report.summary;
   const counts = `${s.errors} error${s.errors === 1 ? '' : 's'}, ${s.warnings} warning${s.warnings === 1 ? '' : 's'}, ${s.infos} info${s.infos === 1 ? '' : 's'}`;
   const shard = s.shard === '1/1' ? '' : ` (shard ${s.shard})`;
-  lines.push(`  ${report.ok ? 'ok' : 'FAILED'}: ${s.blobs} blobs, ${humanBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${s.mbPerSecond.toFixed(0)} MB/s)${shard}${s.deep ? ', deep' : ''}; ${counts}`);
-  return `${lines.join('\n')}\n`;
+  return `${report.ok ? 'ok' : 'FAILED'}: ${s.blobs} blobs, ${humanBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${s.mbPerSecond.toFixed(0)} MB/s)${shard}${s.deep ? ', deep' : ''}; ${counts}`;
+}
+
+/** An estate's passing input in one line; failing ones are printed in full. */
+function summaryLine(report: VerifyReport): string {
+  return `${report.ref} (${report.kind}) ${verdictLine(report)}`;
+}
+
+/** The estate's totals: inputs by verdict, blobs and bytes proven, wall time. */
+function estateSummary(reports: Array<VerifyReport | RefError>): string {
+  const done = reports.filter((r): r is VerifyReport => !('error' in r));
+  const failed = done.filter((r) => !r.ok).length;
+  const unreadable = reports.length - done.length;
+  const blobs = done.reduce((n, r) => n + r.summary.blobs, 0);
+  const bytes = done.reduce((n, r) => n + r.summary.bytes, 0);
+  const seconds = done.reduce((n, r) => n + r.summary.seconds, 0);
+  const verdict = failed + unreadable === 0 ? 'ok' : 'FAILED';
+  return `${verdict}: ${reports.length} input${reports.length === 1 ? '' : 's'} (${done.length - failed} ok, ${failed} failed, ${unreadable} unreadable); ${blobs} blobs, ${humanBytes(bytes)} in ${seconds.toFixed(2)} s\n`;
 }
