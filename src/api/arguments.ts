@@ -110,6 +110,15 @@ export const copyOptions = z.optional(z.looseObject({
 
 export const gcOptions = z.optional(z.looseObject({ dryRun: flag, wait: flag }));
 
+export const unpackOptions = z.optional(z.looseObject({
+  selector: z.optional(selector),
+  platform: z.optional(platform),
+  rootless: flag,
+  maxLayerBytes: z.optional(z.number().check(z.positive())),
+  onProgress: z.optional(fn),
+  signal: z.optional(z.custom<AbortSignal>((v) => v instanceof AbortSignal, { error: 'expected an AbortSignal' })),
+}));
+
 export const writerOptions = z.optional(z.looseObject({ base: z.optional(store), link: flag, wait: flag }));
 
 /**

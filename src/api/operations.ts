@@ -9,6 +9,7 @@ import { gc as gcOp, type GcOptions, type GcResult } from '../ops/gc.js';
 import { inspect as inspectOp, type InspectOptions, type InspectReport } from '../ops/inspect.js';
 import { planRebase as planRebaseOp, rebase as rebaseOp, type RebaseOptions, type RebasePlan, type RebaseResult } from '../ops/rebase.js';
 import { tag as tagOp, untag as untagOp } from '../ops/tag.js';
+import { unpack as unpackOp, type UnpackOptions, type UnpackResult } from '../ops/unpack.js';
 import { verify as verifyOp, verifyRef, type VerifyOptions, type VerifyReport } from '../ops/verify.js';
 import type { Descriptor } from '../model/descriptor.js';
 import { existingIndex, openStore, openWriter as openWriterOp, type WriterOptions } from '../store/open.js';
@@ -101,4 +102,10 @@ export async function untag(store: Store, writer: StoreWriter, tagName: string):
 export async function gc(layout: string, options?: GcOptions): Promise<GcResult> {
   check('gc', [['layout', arg.text], ['options', arg.gcOptions]], [layout, options]);
   return gcOp(parseReference(layout).path, options);
+}
+
+/** Applies an image's layers into `dir` (empty or new): its root filesystem; on failure `dir` is left as it was. */
+export async function unpack(store: Store, dir: string, options?: UnpackOptions): Promise<UnpackResult> {
+  check('unpack', [['store', arg.store], ['dir', arg.text], ['options', arg.unpackOptions]], [store, dir, options]);
+  return unpackOp(store, dir, options);
 }

@@ -73,6 +73,25 @@ export async function withWriter<T>(
   }
 }
 
+/**
+ * Runs work that cleans up after itself when its signal aborts (an unpack removing its directory): on
+ * Ctrl-C the work is told, and once it has unwound the process exits as one ended by the signal.
+ */
+export async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const interrupt = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => interrupt.abort(signal);
+  const signals = Object.keys(SIGNAL_EXIT) as NodeJS.Signals[];
+  for (const signal of signals) process.on(signal, onSignal);
+  try {
+    return await fn(interrupt.signal);
+  } catch (err) {
+    if (interrupt.signal.aborted) process.exit(SIGNAL_EXIT[interrupt.signal.reason as string] ?? 130);
+    throw err;
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal);
+  }
+}
+
 /** Drops the pending change and exits as a process ended by the signal would. */
 async function leave(writer: StoreWriter, signal: NodeJS.Signals): Promise<never> {
   await writer.abort().catch(() => undefined);

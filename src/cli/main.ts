@@ -55,6 +55,16 @@ process.stdout.on('error', (err) => (isClosedPipe(err) ? quitOnClosedPipe() : la
 process.on('unhandledRejection', lastResort);
 process.on('uncaughtException', lastResort);
 
+// A command whose work stopped on a promise nothing will settle would otherwise end with exit 0 and no word.
+let finished = false;
+process.on('beforeExit', () => {
+  if (finished) return;
+  finished = true;
+  process.stderr.write('ocikit: internal error: the command stopped before it finished\n');
+  process.exit(2);
+});
+
 void main(hideBin(process.argv)).then((code) => {
+  finished = true;
   process.exitCode = code;
 });

@@ -45,3 +45,15 @@ function onePlatform(text: string | string[]): PlatformSpec {
   if (parsed.length !== 1) throw new OcikitError(`--platform: this command takes one os/arch[/variant], not ${parsed.length}`);
   return parsed[0]!;
 }
+
+/** `--max-layer-bytes`: a size such as 1073741824 or 64G, parsed once while the arguments are. */
+export const maxLayerBytes = (describe: string) => ({
+  'max-layer-bytes': { type: 'string', describe, coerce: (text: string): number => parseSize(text, '--max-layer-bytes') },
+}) as const;
+
+function parseSize(text: string, option: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(String(text).trim());
+  if (!m) throw new OcikitError(`${option} ${text}: expected a size such as 1073741824 or 64G`);
+  const power = ' KMGT'.indexOf((m[2] || ' ').toUpperCase());
+  return Math.floor(Number(m[1]) * 1024 ** power);
+}

@@ -32,3 +32,10 @@ export function platformString(platform: PlatformSpec | Platform | undefined): s
   const base = `${platform.os}/${platform.architecture}`;
   return platform.variant ? `${base}/${platform.variant}` : base;
 }
+
+/** The platform this process runs on, in OCI's names (Go's GOOS/GOARCH). */
+export function hostPlatform(): PlatformSpec {
+  const arch: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', loong64: 'loong64' };
+  const os: Record<string, string> = { win32: 'windows', sunos: 'solaris' };
+  return { os: os[process.platform] ?? process.platform, architecture: arch[process.arch] ?? process.arch };
+}

@@ -2,7 +2,6 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { Hash } from 'node:crypto';
 import { OcikitError } from '../errors.js';
 import { newHasher, type Digest } from '../model/digest.js';
-import type { BlobRef } from './store.js';
 
 /**
  * Passes a blob through while checking its size and digest: more bytes than declared fail at once,
@@ -12,14 +11,15 @@ export class VerifiedBlob extends Transform {
   private readonly hasher: Hash | undefined;
   private seen = 0;
 
-  constructor(private readonly expected: BlobRef, private readonly where: string) {
+  /** Without a size (a diff_id of decompressed bytes), only the digest is checked. */
+  constructor(private readonly expected: { digest: Digest; size?: number }, private readonly where: string) {
     super();
     this.hasher = newHasher(expected.digest);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.seen += chunk.length;
-    if (this.seen > this.expected.size) {
+    if (this.expected.size !== undefined && this.seen > this.expected.size) {
       done(this.mismatch(`is larger than its declared size ${this.expected.size}`));
       return;
     }
@@ -28,7 +28,7 @@ export class VerifiedBlob extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.seen !== this.expected.size) {
+    if (this.expected.size !== undefined && this.seen !== this.expected.size) {
       done(this.mismatch(`has ${this.seen} bytes, declared size is ${this.expected.size}`));
       return;
     }
@@ -46,10 +46,10 @@ export class VerifiedBlob extends Transform {
 }
 
 /** A blob whose bytes are not what its descriptor says: a check failed (exit 1), not unreadable input. */
-export function blobMismatch(expected: BlobRef, where: string, what: string): OcikitError {
+export function blobMismatch(expected: { digest: Digest }, where: string, what: string): OcikitError {
   return new OcikitError(`${where}: blob ${expected.digest} ${what}`, { exitCode: 1 });
 }
 
-export function verifiedBlob(expected: { digest: Digest; size: number }, where: string): VerifiedBlob {
+export function verifiedBlob(expected: { digest: Digest; size?: number }, where: string): VerifiedBlob {
   return new VerifiedBlob(expected, where);
 }

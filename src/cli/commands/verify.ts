@@ -4,7 +4,7 @@ import { shortDigest } from '../../model/digest.js';
 import { parseShard, RULES, verifyRef, type Finding, type VerifyReport } from '../../ops/verify.js';
 import { discoverStores } from '../../store/discover.js';
 import { setExit } from '../context.js';
-import { json, type ArgsOf } from '../options.js';
+import { json, maxLayerBytes, type ArgsOf } from '../options.js';
 import { humanBytes, printJson, Progress } from '../output.js';
 
 const builder = (y: Argv<object>) => y
@@ -15,7 +15,7 @@ const builder = (y: Argv<object>) => y
     strict: { type: 'boolean', describe: 'warnings fail too' },
     shard: { type: 'string', describe: 'K/N: check only this share of blob contents (documents always)' },
     jobs: { type: 'number', describe: 'threads hashing at once (default and at most: the cores)' },
-    'max-layer-bytes': { type: 'string', describe: 'stop decompressing a layer past this size (e.g. 64G)' },
+    ...maxLayerBytes('stop decompressing a layer past this size (e.g. 64G)'),
     find: { type: 'string', array: true, describe: 'DIR: verify every layout directory and *.tar under DIR (links not followed)' },
     rules: { type: 'boolean', describe: 'list every rule id with its severity and exit' },
   });
@@ -35,13 +35,12 @@ export const verifyCommand: CommandModule<object, ArgsOf<typeof builder>> = {
     const estate = args.find !== undefined;
     const shard = args.shard === undefined ? undefined : parseShard(args.shard);
     if (args.jobs !== undefined && !(Number.isInteger(args.jobs) && args.jobs >= 1)) throw new OcikitError(`--jobs ${args.jobs}: expected a whole number ≥ 1`);
-    const maxLayerBytes = args['max-layer-bytes'] === undefined ? undefined : parseSize(args['max-layer-bytes']);
     const reports: Array<VerifyReport | RefError> = [];
     for (const [i, ref] of refs.entries()) {
       let progress: Progress | undefined;
       const label = refs.length > 1 ? `verify [${i + 1}/${refs.length}] ${ref}` : `verify ${ref}`;
       const report = await verifyRef(ref, {
-        deep: args.deep, strict: args.strict, shard, jobs: args.jobs, maxLayerBytes,
+        deep: args.deep, strict: args.strict, shard, jobs: args.jobs, maxLayerBytes: args['max-layer-bytes'],
         onProgress: (done, total) => (progress ??= new Progress(label, total, args.json)).update(done),
       }).catch((err: unknown) => refError(ref, err)).finally(() => progress?.done());
       reports.push(report);
@@ -66,13 +65,6 @@ function refError(ref: string, err: unknown): RefError {
   process.stderr.write(`ocikit: ${error}\n`);
   setExit(2);
   return { ref, error };
-}
-
-function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim());
-  if (!m) throw new OcikitError(`--max-layer-bytes ${text}: expected a size such as 1073741824 or 64G`);
-  const power = ' KMGT'.indexOf((m[2] || ' ').toUpperCase());
-  return Math.floor(Number(m[1]) * 1024 ** power);
 }
 
 /** One line per finding, grouped by the index.json entry it sits under, then the summary. */
