@@ -71,6 +71,11 @@ function rows(info: DataInfo): Row[] {
   const toDockerArchive = ocikit(`convert oci:${D('image')}:latest docker-archive:${S('conv.docker.tar')}:bench/image:latest`, clean('conv.docker.tar'));
   const gcSmall = ocikit(`gc ${S('gc-small')}`, fresh('small-blobs', 'gc-small'));
   const gcImage = ocikit(`gc ${S('gc-image')}`, fresh('image', 'gc-image'));
+  const unpackImage = ocikit(`unpack oci:${D('image')}:latest ${S('unpack')}`, clean('unpack'));
+  // The floor: each layer decompressed and extracted in order by the fastest tools, nothing checked.
+  const layersInOrder = (info.layouts['image']?.layers ?? []).map((l) => q(path.join(opts.out, 'image', l)));
+  const tarExtract = peer('pigz -dc | tar -x, layer by layer (limit)',
+    `mkdir -p ${S('tarx')} && for l in ${layersInOrder.join(' ')}; do pigz -dc "$l" | tar -x -C ${S('tarx')}; done`, ['pigz', 'tar'], clean('tarx'));
 
   const tarDir = peer('tar -cf of the dir (limit)', `tar -cf ${S('dir.tar')} -C ${D('image')} .`, ['tar'], clean('dir.tar'));
   const umociGc = (src: string) => peer('umoci gc', `umoci gc --layout ${S('umoci-gc')}`, ['umoci'], fresh(src, 'umoci-gc'));
@@ -133,6 +138,10 @@ function rows(info: DataInfo): Row[] {
     { group: 'convert', op: 'convert dir → docker-archive', ocikit: toDockerArchive, against: tarDir },
     { group: 'convert', op: 'convert dir → docker-archive', ocikit: toDockerArchive,
       against: peer('skopeo copy oci: → docker-archive:', `${SKOPEO} copy -q oci:${D('image')}:latest docker-archive:${S('sk.docker.tar')}:bench/image:latest`, ['skopeo'], clean('sk.docker.tar')) },
+
+    { group: 'unpack', op: 'unpack image/', ocikit: unpackImage, target: ratio(1.0),
+      against: peer('umoci unpack', `umoci unpack --image ${D('image')}:latest ${S('umoci-unpack')}`, ['umoci'], clean('umoci-unpack')) },
+    { group: 'unpack', op: 'unpack image/', ocikit: unpackImage, target: ratio(1.3), against: tarExtract },
 
     { group: 'gc', op: 'gc small-blobs/ (10,200 blobs)', ocikit: gcSmall, target: ratio(0.1), against: umociGc('small-blobs') },
     { group: 'gc', op: 'gc small-blobs/ (10,200 blobs)', ocikit: gcSmall, target: { max: 1, unit: 's' }, against: null },

@@ -19,7 +19,7 @@ export type { Store, StoreWriter, StoreKind, BlobRef } from './store/store.js';
 export type { WriterOptions } from './store/open.js';
 
 // The operations, their options and their reports.
-export { inspect, verify, annotate, rebase, planRebase, copy, tag, untag, gc, unpack } from './api/operations.js';
+export { inspect, verify, annotate, rebase, planRebase, copy, tag, untag, gc, unpack, createRuntimeBundle } from './api/operations.js';
 export type { InspectOptions, InspectReport, InspectNode } from './ops/inspect.js';
 export {
   parseShard, RULES, DEFAULT_MAX_LAYER_BYTES,
@@ -31,6 +31,8 @@ export type { BaseSource, Boundary, BoundaryMethod } from './ops/old-base.js';
 export type { CopyOptions, CopyResult, CopiedReferrer } from './ops/copy.js';
 export type { GcOptions, GcResult } from './ops/gc.js';
 export type { UnpackOptions, UnpackResult } from './ops/unpack.js';
+export type { BundleResult } from './ops/bundle.js';
+export { runtimeConfigSchema, type RuntimeConfig } from './model/runtime-config.js';
 export type { RootfsTally } from './rootfs/apply-entry.js';
 
 // The documents: zod schemas (the single source of truth) and their types.

@@ -10,6 +10,7 @@ import { inspect as inspectOp, type InspectOptions, type InspectReport } from '.
 import { planRebase as planRebaseOp, rebase as rebaseOp, type RebaseOptions, type RebasePlan, type RebaseResult } from '../ops/rebase.js';
 import { tag as tagOp, untag as untagOp } from '../ops/tag.js';
 import { unpack as unpackOp, type UnpackOptions, type UnpackResult } from '../ops/unpack.js';
+import { createRuntimeBundle as bundleOp, type BundleResult } from '../ops/bundle.js';
 import { verify as verifyOp, verifyRef, type VerifyOptions, type VerifyReport } from '../ops/verify.js';
 import type { Descriptor } from '../model/descriptor.js';
 import { existingIndex, openStore, openWriter as openWriterOp, type WriterOptions } from '../store/open.js';
@@ -108,4 +109,10 @@ export async function gc(layout: string, options?: GcOptions): Promise<GcResult>
 export async function unpack(store: Store, dir: string, options?: UnpackOptions): Promise<UnpackResult> {
   check('unpack', [['store', arg.store], ['dir', arg.text], ['options', arg.unpackOptions]], [store, dir, options]);
   return unpackOp(store, dir, options);
+}
+
+/** An OCI runtime bundle in `dir` (empty or new): `rootfs/` unpacked and `config.json` converted from the image config. */
+export async function createRuntimeBundle(store: Store, dir: string, options?: UnpackOptions): Promise<BundleResult> {
+  check('createRuntimeBundle', [['store', arg.store], ['dir', arg.text], ['options', arg.unpackOptions]], [store, dir, options]);
+  return bundleOp(store, dir, options);
 }

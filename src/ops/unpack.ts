@@ -37,7 +37,11 @@ export interface UnpackResult extends RootfsTally {
 }
 
 export async function unpack(store: Store, dir: string, options: UnpackOptions = {}): Promise<UnpackResult> {
-  const image = await loadImage(store, (await chooseImage(store, options)).descriptor);
+  return unpackImage(store, await chooseImage(store, options), dir, options);
+}
+
+/** Unpacks an image already chosen and loaded (create-runtime-bundle reads its config too). */
+export async function unpackImage(store: Store, image: Image, dir: string, options: UnpackOptions = {}): Promise<UnpackResult> {
   const layers = image.manifest.value.layers;
   const diffIds = image.config.value.rootfs?.diff_ids ?? [];
   if (diffIds.length !== layers.length) {
@@ -75,13 +79,18 @@ export async function unpack(store: Store, dir: string, options: UnpackOptions =
 }
 
 /** The one image a reference names: with several platforms, the one asked for, else this machine's. */
-async function chooseImage(store: Store, options: UnpackOptions): Promise<PlatformImage> {
+export async function chooseImage(store: Store, options: Pick<UnpackOptions, 'selector' | 'platform'>): Promise<Image> {
   const target = await resolveTarget(store, options.selector);
   const images = await imagesOf(store, target, options.platform);
+  const one = onlyOne(store, images, options.platform);
+  return loadImage(store, one.descriptor);
+}
+
+function onlyOne(store: Store, images: PlatformImage[], platform: PlatformSpec | undefined): PlatformImage {
   if (images.length === 1) return images[0]!;
   const host = hostPlatform();
   const native = images.filter((i) => platformMatches(i.descriptor.platform, host));
-  if (!options.platform && native.length === 1) return native[0]!;
+  if (!platform && native.length === 1) return native[0]!;
   const have = images.map((i) => platformString(i.descriptor.platform) || shortDigest(i.descriptor.digest)).join(', ');
   throw new OcikitError(`${store.path}: ${images.length} images match (${have}); name one with --platform`);
 }

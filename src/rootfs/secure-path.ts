@@ -21,10 +21,19 @@ export function nameComponents(name: string, where: string): string[] {
   return parts;
 }
 
-/** The root-relative components of an existing directory a name's parent resolves to, links followed inside the root. */
-export async function resolveParent(root: string, parts: string[], where: string): Promise<string[]> {
+/** The root-relative components of the directory a name's parent resolves to, links followed inside the root. */
+export function resolveParent(root: string, parts: string[], where: string): Promise<string[]> {
+  return resolveInRoot(root, parts.slice(0, -1), where, parts, false);
+}
+
+/** A whole name resolved inside the root, its last component followed too (for reading a file such as etc/passwd). */
+export async function followInRoot(root: string, parts: string[], where: string): Promise<string> {
+  return join(root, ...(await resolveInRoot(root, parts, where, parts, true)));
+}
+
+async function resolveInRoot(root: string, components: string[], where: string, parts: string[], lastMayBeFile: boolean): Promise<string[]> {
   const resolved: string[] = [];
-  const pending = parts.slice(0, -1);
+  const pending = [...components];
   let links = 0;
   while (pending.length > 0) {
     const part = pending.shift()!;
@@ -45,7 +54,7 @@ export async function resolveParent(root: string, parts: string[], where: string
       pending.unshift(...target.split('/'));
       continue;
     }
-    if (info && !info.isDirectory()) throw new OcikitError(`${where}: ${parts.join('/')}: ${[...resolved, part].join('/')} is not a directory`, { exitCode: 1 });
+    if (info && !info.isDirectory() && !(lastMayBeFile && pending.length === 0)) throw new OcikitError(`${where}: ${parts.join('/')}: ${[...resolved, part].join('/')} is not a directory`, { exitCode: 1 });
     resolved.push(part);
   }
   return resolved;

@@ -5,7 +5,7 @@ import { gcCommand } from './gc.js';
 import { inspectCommand } from './inspect.js';
 import { rebaseCommand } from './rebase.js';
 import { lsCommand, tagCommand, untagCommand } from './tag.js';
-import { unpackCommand } from './unpack.js';
+import { bundleCommand, unpackCommand } from './unpack.js';
 import { verifyCommand } from './verify.js';
 // Each command module adds its line here.
 
@@ -22,4 +22,5 @@ export const commands: Array<CommandModule<any, any>> = [
   annotateCommand,
   verifyCommand,
   unpackCommand,
+  bundleCommand,
 ];
